@@ -1,0 +1,1 @@
+"""Clean Window: anonymous, end-to-end encrypted corruption reporting."""

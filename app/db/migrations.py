@@ -1,0 +1,85 @@
+"""Running Alembic from the service and the CLI, and asking whether a schema is current."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def migrations_directory() -> Path:
+    # Installed from a wheel the migrations live inside the package; in a source
+    # checkout they are the top-level `migrations/` folder.
+    for candidate in (_PACKAGE_DIR / "migrations", _PACKAGE_DIR.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise RuntimeError("the Alembic migrations folder is missing from this installation")
+
+
+def alembic_config(database_url: str | None = None, connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_directory()))
+    if database_url is not None:
+        # ConfigParser treats % as interpolation; passwords may contain it.
+        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@lru_cache(maxsize=1)
+def head_revision() -> str:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads; merge them")
+    return heads[0]
+
+
+def _upgrade_on(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection=connection), revision)
+
+
+def _downgrade_on(connection: Connection, revision: str) -> None:
+    command.downgrade(alembic_config(connection=connection), revision)
+
+
+async def upgrade(connection: AsyncConnection, revision: str = "head") -> None:
+    await connection.run_sync(_upgrade_on, revision)
+
+
+async def downgrade(connection: AsyncConnection, revision: str) -> None:
+    await connection.run_sync(_downgrade_on, revision)
+
+
+async def upgrade_database(database_url: str, revision: str = "head") -> None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await upgrade(connection, revision)
+    finally:
+        await engine.dispose()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(connection: AsyncConnection) -> str | None:
+    return await connection.run_sync(_current_revision)
+
+
+async def database_revision(database_url: str) -> str | None:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return await current_revision(connection)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,1 @@
+"""The pure domain: rules and data with no web framework and no database in them."""

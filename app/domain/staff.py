@@ -1,0 +1,70 @@
+"""Staff roles, usernames and passwords: the rules, with no storage attached."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.domain.errors import InvalidInput
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    TRIAGE = "triage"
+    INVESTIGATOR = "investigator"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    DRILL_COORDINATOR = "drill_coordinator"
+
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$")
+MINIMUM_PASSWORD_LENGTH = 12
+# Long enough for any passphrase; short enough that nobody can make Argon2 chew megabytes.
+MAXIMUM_PASSWORD_LENGTH = 1024
+
+
+def normalize_username(raw: str) -> str:
+    username = raw.strip().lower()
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise InvalidInput(
+            "A username is 3 to 64 characters of a-z, 0-9, '.', '_' or '-', "
+            "starting and ending with a letter or digit."
+        )
+    return username
+
+
+def check_password_strength(password: str, username: str) -> None:
+    if len(password) < MINIMUM_PASSWORD_LENGTH:
+        raise InvalidInput(f"A password needs at least {MINIMUM_PASSWORD_LENGTH} characters.")
+    if len(password) > MAXIMUM_PASSWORD_LENGTH:
+        raise InvalidInput(f"A password has at most {MAXIMUM_PASSWORD_LENGTH} characters.")
+    if username in password.lower():
+        raise InvalidInput("A password must not contain the username.")
+
+
+class PasswordHashing:
+    """Argon2id with the RFC 9106 low-memory parameters (argon2-cffi's defaults)."""
+
+    def __init__(self, hasher: PasswordHasher | None = None):
+        self._hasher = hasher or PasswordHasher()
+        # Verifying against this when the account does not exist keeps the response time
+        # of "no such user" equal to that of "wrong password".
+        self._decoy_hash = self._hasher.hash("decoy password that matches nothing")
+
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def burn_time(self, password: str) -> None:
+        self.verify(self._decoy_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)

@@ -1,0 +1,68 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.db.session import SessionMaker, build_engine, build_sessionmaker
+from app.domain.staff import PasswordHashing
+from app.platform import health
+from app.platform.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    UnexpectedErrorMiddleware,
+)
+from app.platform.problems import install_problem_handlers
+from app.settings import Settings
+from app.staff import router as staff
+
+DESCRIPTION = """
+Clean Window receives anonymous, end-to-end encrypted corruption reports, routes them
+through a triage state machine, and runs mock drills kept apart from real cases.
+
+Every error is an RFC 9457 problem document (`application/problem+json`). Staff endpoints
+take a bearer token from `POST /api/v1/auth/token`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker | None = None) -> FastAPI:
+    """Build the service. With `sessionmaker` given (tests) the app uses it and owns no
+    engine; otherwise the lifespan builds the engine from `settings.database_url`."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if sessionmaker is not None:
+            yield
+            return
+        engine = build_engine(settings)
+        app.state.sessionmaker = build_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Clean Window",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.password_hashing = PasswordHashing()
+    if sessionmaker is not None:
+        app.state.sessionmaker = sessionmaker
+
+    install_problem_handlers(app)
+    # Added innermost first: the request context wraps everything, so even the last-resort
+    # 500 carries a request id and is counted in the metrics.
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+
+    app.include_router(health.router)
+    app.include_router(staff.router)
+    return app

@@ -1,0 +1,1 @@
+"""Cross-cutting HTTP plumbing: problem details, privacy-aware logging, limits, health."""

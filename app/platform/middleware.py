@@ -1,0 +1,192 @@
+"""Pure ASGI middleware: request context and metrics, body size limits, last-resort 500.
+
+Pure ASGI rather than `BaseHTTPMiddleware` so that request bodies stream through
+untouched (uploads are never held whole in memory here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from http import HTTPStatus
+
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.platform.logging import reporter_facing_var, request_id_var
+from app.platform.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.platform.privacy import is_reporter_facing
+from app.platform.problems import PROBLEM_MEDIA_TYPE
+
+logger = logging.getLogger("cleanwindow.http")
+
+
+async def send_problem(send: Send, status: int, detail: str, extra: dict | None = None) -> None:
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+            **(extra or {}),
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (echoed as `X-Request-ID`), marks reporter-facing requests
+    for the log formatter, records metrics, and writes an access line for staff paths only.
+    The id is always our own: a client-chosen id could be used to tag a reporter."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = secrets.token_hex(8)
+        reporter_facing = is_reporter_facing(scope["path"])
+        id_token = request_id_var.set(request_id)
+        facing_token = reporter_facing_var.set(reporter_facing)
+        status_holder = {"status": 500}
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            status = status_holder["status"]
+            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+            if not reporter_facing:
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 1),
+                    },
+                )
+            request_id_var.reset(id_token)
+            reporter_facing_var.reset(facing_token)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from inside `receive`; an HTTPException so FastAPI's body parsing passes it
+    through unchanged and the problem handler renders a 413."""
+
+    def __init__(self) -> None:
+        super().__init__(413)
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, overrides: dict[str, int] | None = None):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.overrides = overrides or {}
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.overrides.items():
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit_for(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await send_problem(send, 400, "The Content-Length header is not a number.")
+                return
+            if int(declared) > limit:
+                await send_problem(
+                    send, 413, f"The request body is larger than {limit} bytes.", {"limit": limit}
+                )
+                return
+
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if response_started:
+                raise
+            await send_problem(
+                send, 413, f"The request body is larger than {limit} bytes.", {"limit": limit}
+            )
+
+
+class UnexpectedErrorMiddleware:
+    """The last resort: an exception nobody handled becomes a bare 500 problem with the
+    request id to quote, and a log entry; never a stack trace in the response."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            logger.exception("unhandled error")
+            if not response_started:
+                await send_problem(
+                    send,
+                    500,
+                    "The service failed to handle this request. Nothing about it was kept "
+                    "half-done; you may try again.",
+                    {"request_id": request_id_var.get()},
+                )

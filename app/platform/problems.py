@@ -1,0 +1,129 @@
+"""RFC 9457 problem details for every error the service emits.
+
+One place turns domain errors, HTTP errors (unknown path, wrong method, oversized body)
+and validation errors into `application/problem+json`. Validation errors list where and
+what, never the rejected input: on intake paths that input is a report.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.domain.errors import PROBLEM_TYPE_BASE, DomainError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem document; extension members may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[PROBLEM_TYPE_BASE + "invalid-input"])
+    title: str
+    status: int
+    detail: str
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_json(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    type: str = "about:blank",
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> ProblemResponse:
+    body = {
+        "type": type,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extensions,
+    }
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def problem_response(error: DomainError) -> ProblemResponse:
+    return problem_json(
+        error.status,
+        error.detail,
+        title=error.title,
+        type=error.type,
+        headers=error.headers,
+        **error.extensions,
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries documenting problem bodies for these statuses."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "model": ProblemDetails,
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }
+
+
+_DEFAULT_DETAILS = {
+    404: "Nothing exists at this path.",
+    405: "This path does not accept that method.",
+    413: "The request body is larger than this endpoint accepts.",
+}
+
+
+async def _handle_domain_error(_: Request, error: DomainError) -> ProblemResponse:
+    return problem_response(error)
+
+
+async def _handle_http_error(request: Request, error: StarletteHTTPException) -> ProblemResponse:
+    phrase = HTTPStatus(error.status_code).phrase
+    detail = error.detail if isinstance(error.detail, str) and error.detail != phrase else None
+    if error.status_code == 405:
+        detail = f"{request.url.path} does not accept {request.method}."
+    detail = detail or _DEFAULT_DETAILS.get(error.status_code, phrase)
+    return problem_json(error.status_code, detail, headers=getattr(error, "headers", None))
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _handle_validation_error(_: Request, error: RequestValidationError) -> ProblemResponse:
+    errors = error.errors()
+    if any(item.get("type") == "json_invalid" for item in errors):
+        return problem_json(
+            400,
+            "The request body is not valid JSON.",
+            title="Malformed JSON",
+            type=PROBLEM_TYPE_BASE + "malformed-json",
+        )
+    return problem_json(
+        422,
+        "; ".join(f"{_location(item['loc'])}: {item['msg']}" for item in errors),
+        title="Invalid request",
+        type=PROBLEM_TYPE_BASE + "validation-error",
+        errors=[
+            {"location": _location(item["loc"]), "message": item["msg"], "code": item["type"]}
+            for item in errors
+        ],
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _handle_domain_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -1,0 +1,127 @@
+"""Service configuration, read from the environment and an optional `.env` file.
+
+The contract fixes four names (`DATABASE_URL`, `CLEANWINDOW_DATA_DIR`, `POW_DIFFICULTY`,
+`RECOVERY_PUBLIC_KEY`); everything else is `CLEANWINDOW_*`, with nested groups joined by
+a double underscore (`CLEANWINDOW_AUTH__TOKEN_TTL_MINUTES`).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.domain.throttle import LoginThrottlePolicy
+
+# Recognisable on purpose: the production check refuses it, and a developer who sees it
+# in a config dump knows the instance is not fit for real reports.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-do-not-use-in-production"
+MINIMUM_SECRET_KEY_LENGTH = 32
+
+_ASYNC_SCHEMES = {
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+class AuthSettings(BaseModel):
+    token_ttl_minutes: int = Field(480, ge=5, le=7 * 24 * 60)
+    login_free_attempts: int = Field(5, ge=1, le=100)
+    login_base_lockout_seconds: int = Field(30, ge=1)
+    login_max_lockout_seconds: int = Field(15 * 60, ge=1)
+
+    @property
+    def throttle_policy(self) -> LoginThrottlePolicy:
+        return LoginThrottlePolicy(
+            free_attempts=self.login_free_attempts,
+            base_lockout_seconds=self.login_base_lockout_seconds,
+            max_lockout_seconds=self.login_max_lockout_seconds,
+        )
+
+
+class HttpSettings(BaseModel):
+    # JSON bodies are small; uploads get their own, larger limit on their own path.
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLEANWINDOW_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", validation_alias=AliasChoices("CLEANWINDOW_ENV", "CLEANWINDOW_ENVIRONMENT")
+    )
+    debug: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+
+    database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
+    data_dir: Path = Field(Path(".cleanwindow"), validation_alias="CLEANWINDOW_DATA_DIR")
+    pow_difficulty: int = Field(20, ge=0, le=32, validation_alias="POW_DIFFICULTY")
+    recovery_public_key: str | None = Field(None, validation_alias="RECOVERY_PUBLIC_KEY")
+
+    database_pool_size: int = Field(10, ge=1, le=200)
+
+    auth: AuthSettings = AuthSettings()
+    http: HttpSettings = HttpSettings()
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _use_the_async_driver(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        scheme, separator, rest = raw.partition("://")
+        if not separator or scheme not in _ASYNC_SCHEMES:
+            raise ValueError(
+                "DATABASE_URL must be a PostgreSQL URL such as "
+                "postgresql+asyncpg://user:password@host:5432/dbname"
+            )
+        return f"{_ASYNC_SCHEMES[scheme]}://{rest}"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_values(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = self.production_problems()
+        if problems:
+            raise ValueError(
+                "refusing to run in production with unsafe settings: " + "; ".join(problems)
+            )
+        return self
+
+    def production_problems(self) -> list[str]:
+        problems = []
+        secret = self.secret_key.get_secret_value()
+        if secret == DEVELOPMENT_SECRET_KEY:
+            problems.append("CLEANWINDOW_SECRET_KEY is the development default")
+        elif len(secret) < MINIMUM_SECRET_KEY_LENGTH:
+            problems.append(
+                f"CLEANWINDOW_SECRET_KEY must be at least {MINIMUM_SECRET_KEY_LENGTH} characters"
+            )
+        if self.debug:
+            problems.append("CLEANWINDOW_DEBUG is on")
+        if self.database_url is None:
+            problems.append(
+                "DATABASE_URL is unset (the embedded PostgreSQL is for development only)"
+            )
+        if self.pow_difficulty == 0:
+            problems.append("POW_DIFFICULTY is 0, which leaves anonymous intake without abuse control")
+        return problems
+
+    @cached_property
+    def secret_key_bytes(self) -> bytes:
+        return self.secret_key.get_secret_value().encode()
+
+    def with_database_url(self, url: str) -> Settings:
+        return self.model_copy(update={"database_url": SecretStr(url)})

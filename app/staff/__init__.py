@@ -1,0 +1,1 @@
+"""Staff accounts: users, roles, password login and bearer tokens."""

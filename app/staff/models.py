@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base, Timestamps, UUIDPrimaryKey
+from app.domain.staff import Role
+
+ROLE_VALUES = ", ".join(f"'{role.value}'" for role in Role)
+
+
+class StaffUser(UUIDPrimaryKey, Timestamps, Base):
+    __tablename__ = "staff_users"
+    __table_args__ = (CheckConstraint(f"role IN ({ROLE_VALUES})", name="role"),)
+
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(32))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default="true")
+    # Login throttle state lives here, in PostgreSQL, so every replica sees the same lock.
+    failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None]
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+
+class StaffToken(UUIDPrimaryKey, Base):
+    """A bearer token. Only its HMAC is stored: a database dump yields no usable token."""
+
+    __tablename__ = "staff_tokens"
+    __table_args__ = (Index("ix_staff_tokens_user_id", "user_id"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[StaffUser] = relationship(lazy="joined")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from app.platform.problems import problem_response, problem_responses
+from app.staff.deps import AdminUser, CurrentStaff, CurrentToken, StaffServiceDep, utc_now
+from app.staff.schemas import StaffUserCreate, StaffUserOut, TokenResponse
+from app.staff.service import LoginRefused
+
+router = APIRouter(prefix="/api/v1", tags=["staff"])
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenResponse,
+    responses=problem_responses(401, 422, 429),
+    summary="Log in with username and password (OAuth2 password form)",
+)
+async def issue_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], service: StaffServiceDep
+) -> TokenResponse | Response:
+    now = utc_now()
+    outcome = await service.login(form.username, form.password, now)
+    if isinstance(outcome, LoginRefused):
+        return problem_response(outcome.error)
+    return TokenResponse(
+        access_token=outcome.token,
+        expires_at=outcome.expires_at,
+        expires_in=int((outcome.expires_at - now).total_seconds()),
+    )
+
+
+@router.delete(
+    "/auth/token",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401),
+    summary="Revoke the token this request carries (log out)",
+)
+async def revoke_token(token: CurrentToken, service: StaffServiceDep) -> None:
+    await service.revoke(token, utc_now())
+
+
+@router.get("/users/me", response_model=StaffUserOut, responses=problem_responses(401))
+async def me(user: CurrentStaff) -> StaffUserOut:
+    return StaffUserOut.model_validate(user)
+
+
+@router.get(
+    "/users",
+    response_model=list[StaffUserOut],
+    responses=problem_responses(401, 403),
+    summary="List staff accounts (admin)",
+)
+async def list_users(_: AdminUser, service: StaffServiceDep) -> list[StaffUserOut]:
+    return [StaffUserOut.model_validate(user) for user in await service.users()]
+
+
+@router.post(
+    "/users",
+    response_model=StaffUserOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 409, 422),
+    summary="Create a staff account (admin)",
+)
+async def create_user(body: StaffUserCreate, _: AdminUser, service: StaffServiceDep) -> StaffUserOut:
+    user = await service.create_user(body.username, body.role, body.password)
+    return StaffUserOut.model_validate(user)
+
+
+@router.post(
+    "/users/{user_id}/deactivate",
+    response_model=StaffUserOut,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="Deactivate a staff account and revoke all its tokens (admin)",
+)
+async def deactivate_user(
+    user_id: uuid.UUID, admin: AdminUser, service: StaffServiceDep
+) -> StaffUserOut:
+    user = await service.deactivate(user_id, admin, utc_now())
+    return StaffUserOut.model_validate(user)
+

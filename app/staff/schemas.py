@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain.staff import MAXIMUM_PASSWORD_LENGTH, Role
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime = Field(description="When the token stops working (RFC 3339, UTC).")
+    expires_in: int = Field(description="Seconds until expiry, as OAuth2 clients expect.")
+
+
+class StaffUserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    username: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+
+
+class StaffUserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=3, max_length=64)
+    role: Role
+    password: str = Field(min_length=1, max_length=MAXIMUM_PASSWORD_LENGTH)

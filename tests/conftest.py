@@ -1,0 +1,190 @@
+"""Test fixtures: a real PostgreSQL, the real migrations, the real app over HTTP.
+
+The server is `TEST_DATABASE_URL` when given (any database on a server where the suite
+may create and drop databases), else an embedded PostgreSQL started for the run. The
+suite migrates a template database once; each test then either runs inside a transaction
+rolled back at its end (`db_connection`, the default for HTTP tests), or gets a database
+of its own cloned from the template (`fresh_database_url`) when it needs real commits
+seen by several connections.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
+
+from app.db import migrations
+from app.db.session import SessionMaker
+from app.domain.staff import PasswordHashing, Role
+from app.main import create_app
+from app.settings import Settings
+from app.staff.models import StaffUser
+
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+STRONG_PASSWORD = "correct horse battery staple"
+
+
+def _async_url(raw: str) -> str:
+    url = make_url(raw)
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a maintenance database on the PostgreSQL server the suite uses."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield _async_url(given)
+        return
+    from app.db.embedded import embedded_postgres
+
+    with embedded_postgres(tmp_path_factory.mktemp("embedded-pg"), database="postgres") as url:
+        yield url
+
+
+def database_url_named(server_url: str, name: str) -> str:
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _admin(server_url: str, *statements: str) -> None:
+    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            for statement in statements:
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_server_url: str) -> AsyncIterator[str]:
+    """Name of a database migrated to head that nothing stays connected to."""
+    name = f"cw_template_{secrets.token_hex(4)}"
+    await _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    await migrations.upgrade_database(database_url_named(postgres_server_url, name))
+    yield name
+    await _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def clone_database(server_url: str, template: str) -> str:
+    name = f"cw_test_{secrets.token_hex(6)}"
+    await _admin(server_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return name
+
+
+@pytest.fixture(scope="session")
+async def engine(postgres_server_url: str, template_database: str) -> AsyncIterator[AsyncEngine]:
+    name = await clone_database(postgres_server_url, template_database)
+    engine = create_async_engine(database_url_named(postgres_server_url, name))
+    yield engine
+    await engine.dispose()
+    await _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def db_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back when the test ends."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest.fixture
+def sessionmaker(db_connection: AsyncConnection) -> SessionMaker:
+    # The app's commits become savepoint releases inside the test's outer transaction.
+    return async_sessionmaker(
+        bind=db_connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+async def fresh_database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A migrated database of this test's own, for tests that need real commits."""
+    name = await clone_database(postgres_server_url, template_database)
+    yield database_url_named(postgres_server_url, name)
+    await _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A database with no schema at all, for migration tests."""
+    name = f"cw_empty_{secrets.token_hex(6)}"
+    await _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    yield database_url_named(postgres_server_url, name)
+    await _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        _env_file=None,
+        environment="test",
+        secret_key=TEST_SECRET_KEY,
+        DATABASE_URL="postgresql+asyncpg://unused@localhost/unused",
+    )
+
+
+@pytest.fixture(scope="session")
+def password_hashing() -> PasswordHashing:
+    return PasswordHashing()
+
+
+@pytest.fixture
+def app(settings: Settings, sessionmaker: SessionMaker):
+    return create_app(settings, sessionmaker=sessionmaker)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+class StaffFactory:
+    """Creates staff accounts directly in the test's transaction and logs them in."""
+
+    def __init__(self, sessionmaker: SessionMaker, client: httpx.AsyncClient, hashing: PasswordHashing):
+        self.sessionmaker = sessionmaker
+        self.client = client
+        self.hashing = hashing
+
+    async def create(self, role: Role, *, username: str | None = None, password: str = STRONG_PASSWORD) -> StaffUser:
+        username = username or f"{role.value.replace('_', '-')}-{secrets.token_hex(3)}"
+        async with self.sessionmaker() as session:
+            user = StaffUser(username=username, role=role.value, password_hash=self.hashing.hash(password))
+            session.add(user)
+            await session.commit()
+        return user
+
+    async def token_for(self, user: StaffUser, password: str = STRONG_PASSWORD) -> str:
+        response = await self.client.post(
+            "/api/v1/auth/token", data={"username": user.username, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]
+
+    async def headers_for(self, role: Role) -> dict[str, str]:
+        user = await self.create(role)
+        return {"Authorization": f"Bearer {await self.token_for(user)}"}
+
+
+@pytest.fixture
+def staff(sessionmaker: SessionMaker, client: httpx.AsyncClient, password_hashing: PasswordHashing) -> StaffFactory:
+    return StaffFactory(sessionmaker, client, password_hashing)
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
