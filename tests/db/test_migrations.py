@@ -1,0 +1,103 @@
+"""The migrations, walked on a real PostgreSQL: every step up, down and up again."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import DateTime, inspect, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from app.db import migrations
+from app.db.models import Base
+
+
+def revisions_oldest_first() -> list[str]:
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    return [revision.revision for revision in reversed(list(script.walk_revisions()))]
+
+
+async def _tables(connection: AsyncConnection) -> set[str]:
+    return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+
+
+async def test_stairway_every_revision_goes_up_down_and_up_again(empty_database_url: str) -> None:
+    engine = create_async_engine(empty_database_url)
+    try:
+        previous = "base"
+        for revision in revisions_oldest_first():
+            async with engine.begin() as connection:
+                await migrations.upgrade(connection, revision)
+                tables_after_upgrade = await _tables(connection)
+            async with engine.begin() as connection:
+                await migrations.downgrade(connection, previous)
+                assert await migrations.current_revision(connection) == (None if previous == "base" else previous)
+            async with engine.begin() as connection:
+                await migrations.upgrade(connection, revision)
+                assert await _tables(connection) == tables_after_upgrade
+                assert await migrations.current_revision(connection) == revision
+            previous = revision
+        async with engine.begin() as connection:
+            await migrations.downgrade(connection, "base")
+            assert await _tables(connection) == {"alembic_version"}
+    finally:
+        await engine.dispose()
+
+
+def test_revision_files_are_date_prefixed() -> None:
+    versions = migrations.migrations_directory() / "versions"
+    names = sorted(path.name for path in versions.glob("*.py"))
+    assert names
+    for name in names:
+        date, _, rest = name.partition("-")
+        assert len(date) == len("2026_11_21_2232") and date.replace("_", "").isdigit(), name
+
+
+def test_there_is_a_single_head() -> None:
+    assert migrations.head_revision() == revisions_oldest_first()[-1]
+
+
+async def test_the_models_match_the_migrated_schema(engine: AsyncEngine) -> None:
+    def differences(sync_connection):
+        context = MigrationContext.configure(
+            sync_connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return compare_metadata(context, Base.metadata)
+
+    async with engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
+
+
+def test_every_timestamp_column_is_timezone_aware() -> None:
+    naive = [
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, DateTime) and not column.type.timezone
+    ]
+    assert naive == []
+
+
+async def test_every_constraint_in_the_database_is_named_by_the_convention(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        names = (
+            await connection.execute(
+                text(
+                    "SELECT conname FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+                    "WHERE n.nspname = 'public' AND conrelid <> 'alembic_version'::regclass"
+                )
+            )
+        ).scalars().all()
+    assert names
+    assert [name for name in names if not name.startswith(("pk_", "fk_", "uq_", "ck_"))] == []
+
+
+async def test_the_role_check_constraint_refuses_unknown_roles(db_connection: AsyncConnection) -> None:
+    with pytest.raises(IntegrityError, match="ck_staff_users_role"):
+        async with db_connection.begin_nested():
+            await db_connection.execute(
+                text("INSERT INTO staff_users (id, username, role, password_hash) "
+                     "VALUES (gen_random_uuid(), 'rogue', 'superuser', 'x')")
+            )

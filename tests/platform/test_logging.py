@@ -1,0 +1,142 @@
+"""Logs are JSON with a request id and never carry who called."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.platform.logging import JsonFormatter, reporter_facing_var
+
+CLIENT_ADDRESS = "203.0.113.77"
+USER_AGENT = "Mozilla/5.0 (UA-MARKER-5d1c)"
+IDENTIFYING_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "X-Forwarded-For": CLIENT_ADDRESS,
+    "X-Real-IP": CLIENT_ADDRESS,
+    "Forwarded": f"for={CLIENT_ADDRESS}",
+}
+MARKER = "REPORT-CONTENT-MARKER-91b2"
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+def entries(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+async def test_staff_requests_get_one_json_access_line_with_the_request_id(
+    client: httpx.AsyncClient, captured_logs: io.StringIO
+) -> None:
+    response = await client.get("/healthz", headers=IDENTIFYING_HEADERS)
+    lines = [entry for entry in entries(captured_logs) if entry["msg"] == "request"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["request_id"] == response.headers["x-request-id"]
+    assert (line["method"], line["route"], line["status"]) == ("GET", "/healthz", 200)
+
+
+async def test_no_client_address_or_user_agent_reaches_the_logs(
+    client: httpx.AsyncClient, captured_logs: io.StringIO, staff
+) -> None:
+    await client.get("/healthz", headers=IDENTIFYING_HEADERS)
+    await client.post("/api/v1/auth/token", data={"username": "x-y-z", "password": "p"}, headers=IDENTIFYING_HEADERS)
+    await client.get("/report", headers=IDENTIFYING_HEADERS)
+    await client.get("/no/such/page", headers=IDENTIFYING_HEADERS)
+    text = captured_logs.getvalue()
+    assert text  # something was logged, so the absence below means something
+    assert CLIENT_ADDRESS not in text
+    assert "127.0.0.1" not in text  # the ASGI client address the test transport reports
+    assert "UA-MARKER" not in text
+
+
+async def test_reporter_facing_requests_leave_no_access_line(
+    client: httpx.AsyncClient, captured_logs: io.StringIO
+) -> None:
+    for path in ("/", "/report", "/status", "/api/v1/reports", "/api/v1/reporter/report", "/typo"):
+        await client.get(path, headers=IDENTIFYING_HEADERS)
+    assert [entry for entry in entries(captured_logs) if entry["msg"] == "request"] == []
+
+
+async def test_errors_on_reporter_paths_keep_the_code_location_but_not_the_data_or_the_minute(
+    app, client: httpx.AsyncClient, captured_logs: io.StringIO
+) -> None:
+    @app.post("/api/v1/reporter/_explode")
+    async def explode() -> None:
+        raise ValueError(f"could not process {MARKER}")
+
+    response = await client.post("/api/v1/reporter/_explode", headers=IDENTIFYING_HEADERS)
+    assert response.status_code == 500
+    [error] = [entry for entry in entries(captured_logs) if entry["level"] == "ERROR"]
+    assert error["exc_type"] == "ValueError"
+    assert "explode" in error["traceback"]
+    assert MARKER not in captured_logs.getvalue()
+    assert "exc_message" not in error
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00\.000Z", error["ts"])
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+async def test_errors_on_staff_paths_keep_the_message_and_precise_time(
+    app, client: httpx.AsyncClient, captured_logs: io.StringIO
+) -> None:
+    @app.post("/api/v1/cases/_explode")
+    async def explode() -> None:
+        raise ValueError("staff-side failure detail")
+
+    await client.post("/api/v1/cases/_explode")
+    [error] = [entry for entry in entries(captured_logs) if entry["level"] == "ERROR"]
+    assert error["exc_message"] == "staff-side failure detail"
+
+
+@pytest.mark.parametrize(("reporter_facing", "expected"), [(False, "12:34:56.789Z"), (True, "12:00:00.000Z")])
+def test_timestamps_are_coarsened_only_on_reporter_paths(reporter_facing: bool, expected: str) -> None:
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "hello", (), None)
+    record.created = datetime(2026, 11, 21, 12, 34, 56, 789000, tzinfo=UTC).timestamp()
+    token = reporter_facing_var.set(reporter_facing)
+    try:
+        entry = json.loads(JsonFormatter().format(record))
+    finally:
+        reporter_facing_var.reset(token)
+    assert entry["ts"] == "2026-11-21T" + expected
+
+
+SOURCE_PATTERNS = [
+    r"request\.client",
+    r"scope\[.client.\]",
+    r"\.get\(.client.\)",
+    r"(?i)x-forwarded-for",
+    r"(?i)x-real-ip",
+    r"(?i)remote_addr",
+    r"(?i)user[-_]agent",
+    r"access_log\s*=\s*True",
+]
+
+
+def test_no_code_in_the_service_reads_or_logs_the_client_address(project_root: Path) -> None:
+    offenders = [
+        f"{path.relative_to(project_root)}:{number}: {line.strip()}"
+        for path in sorted((project_root / "app").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        for pattern in SOURCE_PATTERNS
+        if re.search(pattern, line) and not line.strip().startswith("#")
+    ]
+    assert offenders == []

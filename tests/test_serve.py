@@ -1,0 +1,100 @@
+"""`cleanwindow serve` as a newcomer runs it: no DATABASE_URL, an embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+USER_AGENT = "Mozilla/5.0 (SERVE-UA-MARKER)"
+PASSWORD = "first admin passphrase"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def newcomer_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANWINDOW_") and k != "DATABASE_URL"}
+    env["CLEANWINDOW_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen, timeout: float = 120) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited early with {process.returncode}")
+        try:
+            response = httpx.get(f"{base_url}/readyz", timeout=2)
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail("serve did not become ready in time")
+
+
+def test_serve_on_the_embedded_postgres_becomes_ready_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=newcomer_env(data_dir), cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        ready = wait_until_ready(base_url, process)
+        assert ready.json()["status"] == "ready"
+        pgdata = data_dir / "postgres"
+        assert (pgdata / "postmaster.pid").exists()
+
+        # The first staff account, created while the service runs, on the same database.
+        created = subprocess.run(
+            [sys.executable, "-m", "app.cli", "users", "create", "first-admin", "--role", "admin"],
+            env=newcomer_env(data_dir), cwd=tmp_path, input=PASSWORD + "\n",
+            capture_output=True, text=True, timeout=120,
+        )
+        assert created.returncode == 0, created.stderr
+        assert (pgdata / "postmaster.pid").exists(), "the CLI must not stop the server serve uses"
+
+        login = httpx.post(
+            f"{base_url}/api/v1/auth/token",
+            data={"username": "first-admin", "password": PASSWORD},
+            headers={"User-Agent": USER_AGENT},
+        )
+        assert login.status_code == 200, login.text
+        assert httpx.get(f"{base_url}/nothing-here", headers={"User-Agent": USER_AGENT}).status_code == 404
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            exit_code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+
+    assert exit_code == 0
+    assert not (data_dir / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL left running"
+
+    lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is a JSON object
+    assert any(entry["msg"] == "request" and entry["route"] == "/api/v1/auth/token" for entry in entries)
+    text = log_path.read_text()
+    assert "SERVE-UA-MARKER" not in text
+    assert "127.0.0.1:" not in text.replace(f"http://127.0.0.1:{port}", "")
+    assert PASSWORD not in text

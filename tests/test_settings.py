@@ -1,0 +1,111 @@
+"""Configuration: the contract's variable names, and refusal of unsafe production values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import DEVELOPMENT_SECRET_KEY, Settings
+
+SAFE_PRODUCTION = {
+    "CLEANWINDOW_ENV": "production",
+    "CLEANWINDOW_SECRET_KEY": "s" * 48,
+    "DATABASE_URL": "postgresql://cw:pw@db.internal:5432/cleanwindow",
+    "POW_DIFFICULTY": "20",
+}
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith("CLEANWINDOW_") or name in {"DATABASE_URL", "POW_DIFFICULTY", "RECOVERY_PUBLIC_KEY"}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no stray .env file
+    return monkeypatch
+
+
+def test_the_contract_variable_names_are_read(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DATABASE_URL", "postgresql+asyncpg://u:p@h:5432/d")
+    clean_env.setenv("CLEANWINDOW_DATA_DIR", "/var/lib/cw")
+    clean_env.setenv("POW_DIFFICULTY", "0")
+    clean_env.setenv("RECOVERY_PUBLIC_KEY", "recovery-public-key")
+    clean_env.setenv("CLEANWINDOW_AUTH__TOKEN_TTL_MINUTES", "60")
+    settings = Settings()
+    assert settings.database_url.get_secret_value() == "postgresql+asyncpg://u:p@h:5432/d"
+    assert settings.data_dir == Path("/var/lib/cw")
+    assert settings.pow_difficulty == 0
+    assert settings.recovery_public_key == "recovery-public-key"
+    assert settings.auth.token_ttl_minutes == 60
+
+
+def test_a_dotenv_file_is_read(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("POW_DIFFICULTY=7\nCLEANWINDOW_LOG_LEVEL=WARNING\n")
+    settings = Settings()
+    assert settings.pow_difficulty == 7
+    assert settings.log_level == "WARNING"
+
+
+def test_development_defaults_need_nothing(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.environment == "development"
+    assert settings.database_url is None  # the embedded PostgreSQL will be used
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres", "postgresql+asyncpg"])
+def test_postgres_urls_are_given_the_async_driver(clean_env: pytest.MonkeyPatch, scheme: str) -> None:
+    clean_env.setenv("DATABASE_URL", f"{scheme}://u:p@h/d")
+    assert Settings().database_url.get_secret_value() == "postgresql+asyncpg://u:p@h/d"
+
+
+@pytest.mark.parametrize("url", ["mysql://u:p@h/d", "sqlite:///x.db", "not a url"])
+def test_non_postgres_urls_are_refused(clean_env: pytest.MonkeyPatch, url: str) -> None:
+    clean_env.setenv("DATABASE_URL", url)
+    with pytest.raises(ValidationError, match="PostgreSQL URL"):
+        Settings()
+
+
+def test_the_database_password_is_not_printed_with_the_settings(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DATABASE_URL", "postgresql://u:hunter2secret@h/d")
+    assert "hunter2secret" not in repr(Settings())
+
+
+def test_safe_production_settings_are_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in SAFE_PRODUCTION.items():
+        clean_env.setenv(name, value)
+    assert Settings().environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"CLEANWINDOW_SECRET_KEY": DEVELOPMENT_SECRET_KEY}, "development default"),
+        ({"CLEANWINDOW_SECRET_KEY": "too-short"}, "at least 32 characters"),
+        ({"CLEANWINDOW_DEBUG": "true"}, "CLEANWINDOW_DEBUG is on"),
+        ({"DATABASE_URL": ""}, "DATABASE_URL is unset"),
+        ({"POW_DIFFICULTY": "0"}, "POW_DIFFICULTY is 0"),
+    ],
+)
+def test_unsafe_production_values_are_refused_with_the_reason(
+    clean_env: pytest.MonkeyPatch, override: dict[str, str], reason: str
+) -> None:
+    for name, value in {**SAFE_PRODUCTION, **override}.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(ValidationError, match=reason):
+        Settings()
+
+
+def test_the_service_refuses_to_start_in_production_with_the_default_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANWINDOW_") and k != "DATABASE_URL"}
+    env.update({"CLEANWINDOW_ENV": "production", "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/d"})
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "CLEANWINDOW_SECRET_KEY is the development default" in result.stderr
+    assert "Traceback" not in result.stderr
