@@ -50,6 +50,10 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Swagger UI and ReDoc load scripts from a CDN; a reporting service must not make
+        # its visitors' browsers call third parties, so they exist only in development.
+        docs_url="/docs" if settings.environment == "development" else None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.password_hashing = PasswordHashing()
