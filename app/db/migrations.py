@@ -24,12 +24,9 @@ def migrations_directory() -> Path:
     raise RuntimeError("the Alembic migrations folder is missing from this installation")
 
 
-def alembic_config(database_url: str | None = None, connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_directory()))
-    if database_url is not None:
-        # ConfigParser treats % as interpolation; passwords may contain it.
-        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     if connection is not None:
         config.attributes["connection"] = connection
     return config

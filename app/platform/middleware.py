@@ -48,7 +48,7 @@ async def send_problem(send: Send, status: int, detail: str, extra: dict | None 
 
 class RequestContextMiddleware:
     """Gives each request an id (echoed as `X-Request-ID`), marks reporter-facing requests
-    for the log formatter, records metrics, and writes an access line for staff paths only.
+    for the log formatter, and records metrics and an access line for staff paths only.
     The id is always our own: a client-chosen id could be used to tag a reporter."""
 
     def __init__(self, app: ASGIApp):
@@ -79,9 +79,11 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             status = status_holder["status"]
-            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+            # Reporter-facing requests are neither counted nor logged: a counter polled
+            # every second would time a submission as precisely as an access log.
             if not reporter_facing:
+                HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+                HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
                 logger.info(
                     "request",
                     extra={

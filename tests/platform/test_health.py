@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_a
 
 from app.db.migrations import head_revision
 from app.main import create_app
+from app.platform.metrics import HTTP_REQUESTS
 
 
 async def test_healthz_answers_while_the_process_runs(client: httpx.AsyncClient) -> None:
@@ -62,3 +63,22 @@ async def test_metrics_are_prometheus_text_labelled_by_route_template(client: ht
     assert "cleanwindow_http_request_duration_seconds_bucket" in body
     # Raw paths never become labels: ids (or a receipt typed in a path) stay out.
     assert "00000000-0000-0000-0000-000000000000" not in body
+
+
+def total_requests_counted() -> float:
+    return sum(
+        sample.value
+        for metric in HTTP_REQUESTS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+async def test_reporter_facing_requests_are_not_counted_in_metrics(client: httpx.AsyncClient) -> None:
+    # A public counter polled every second would time each submission to the second.
+    before = total_requests_counted()
+    for path in ("/", "/report", "/api/v1/reporter/report", "/api/v1/reports", "/status", "/typo"):
+        await client.get(path)
+    assert total_requests_counted() == before
+    await client.get("/healthz")
+    assert total_requests_counted() == before + 1
