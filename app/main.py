@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
 from app.domain.staff import PasswordHashing
 from app.platform import health
+from app.platform.cpu import CpuBudget
 from app.platform.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
     )
     app.state.settings = settings
     app.state.password_hashing = PasswordHashing()
+    app.state.cpu = CpuBudget(settings.auth.max_concurrent_hashes, settings.auth.hash_queue_seconds)
     if sessionmaker is not None:
         app.state.sessionmaker = sessionmaker
 

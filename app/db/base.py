@@ -30,5 +30,8 @@ class UUIDPrimaryKey:
 
 
 class Timestamps:
+    """Exact creation and update times, for staff-side records only: a reporter-side
+    record must never carry a precise time that could be matched to a connection."""
+
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

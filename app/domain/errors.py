@@ -78,3 +78,12 @@ class Conflict(DomainError):
     slug = "conflict"
     title = "Conflict with the current state"
     status = 409
+
+
+class ServiceBusy(DomainError):
+    slug = "busy"
+    title = "Service busy"
+    status = 503
+
+    def __init__(self, detail: str, *, retry_after_seconds: int):
+        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})

@@ -15,6 +15,14 @@ class LoginThrottlePolicy:
     free_attempts: int = 5
     base_lockout_seconds: int = 30
     max_lockout_seconds: int = 15 * 60
+    # Failures older than this are forgotten, so last week's typos do not shorten today's
+    # free attempts.
+    failure_memory_seconds: int = 60 * 60
+
+    def recent_failures(self, count: int, last_failure_at: datetime | None, now: datetime) -> int:
+        if last_failure_at is None or now - last_failure_at > timedelta(seconds=self.failure_memory_seconds):
+            return 0
+        return count
 
     def lockout_after(self, consecutive_failures: int) -> timedelta | None:
         """The lock that starts after this many consecutive failures, if any.

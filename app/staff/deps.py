@@ -34,7 +34,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
 def get_staff_service(request: Request, session: SessionDep, settings: SettingsDep) -> StaffService:
-    return StaffService.from_settings(session, settings, request.app.state.password_hashing)
+    state = request.app.state
+    return StaffService.from_settings(
+        session, settings, sessionmaker=state.sessionmaker, hashing=state.password_hashing, cpu=state.cpu
+    )
 
 
 StaffServiceDep = Annotated[StaffService, Depends(get_staff_service)]

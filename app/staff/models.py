@@ -22,6 +22,7 @@ class StaffUser(UUIDPrimaryKey, Timestamps, Base):
     is_active: Mapped[bool] = mapped_column(default=True, server_default="true")
     # Login throttle state lives here, in PostgreSQL, so every replica sees the same lock.
     failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_failed_login_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]
 
     @property

@@ -19,8 +19,6 @@ class StaffRepository:
     async def user_by_username(self, username: str, *, lock: bool = False) -> StaffUser | None:
         query = select(StaffUser).where(StaffUser.username == username)
         if lock:
-            # Serialises concurrent logins to one account, so that N parallel guesses
-            # count as N failures and not as one.
             query = query.with_for_update()
         return await self.session.scalar(query)
 

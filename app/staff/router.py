@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["staff"])
 @router.post(
     "/auth/token",
     response_model=TokenResponse,
-    responses=problem_responses(401, 422, 429),
+    responses=problem_responses(401, 422, 429, 503),
     summary="Log in with username and password (OAuth2 password form)",
 )
 async def issue_token(
@@ -83,3 +83,13 @@ async def deactivate_user(
     user = await service.deactivate(user_id, admin, utc_now())
     return StaffUserOut.model_validate(user)
 
+
+
+@router.post(
+    "/users/{user_id}/unlock",
+    response_model=StaffUserOut,
+    responses=problem_responses(401, 403, 404),
+    summary="Lift a login lock and forget the failed attempts (admin)",
+)
+async def unlock_user(user_id: uuid.UUID, _: AdminUser, service: StaffServiceDep) -> StaffUserOut:
+    return StaffUserOut.model_validate(await service.unlock(user_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import uuid
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.session import SessionMaker
 from app.domain.errors import (
     Conflict,
     DomainError,
@@ -29,6 +29,7 @@ from app.domain.staff import (
 )
 from app.domain.throttle import LoginThrottlePolicy
 from app.domain.tokens import new_staff_token, token_digest
+from app.platform.cpu import CpuBudget
 from app.settings import Settings
 from app.staff.models import StaffToken, StaffUser
 from app.staff.repository import StaffRepository
@@ -43,10 +44,25 @@ class IssuedToken:
 
 @dataclass(frozen=True)
 class LoginRefused:
-    """A refused login is returned, not raised: its bookkeeping (the failure count and
-    lock) must be committed, and the request's session rolls back on exceptions."""
+    """A refused login is returned, not raised, so that the endpoint can answer with a
+    problem while nothing it did is rolled back."""
 
     error: DomainError
+
+
+@dataclass(frozen=True)
+class _Reserved:
+    user_id: uuid.UUID
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class _Locked:
+    retry_after_seconds: int
+
+
+class _NoSuchAccount:
+    pass
 
 
 class StaffService:
@@ -54,25 +70,37 @@ class StaffService:
         self,
         session: AsyncSession,
         *,
+        sessionmaker: SessionMaker,
         hashing: PasswordHashing,
+        cpu: CpuBudget,
         secret_key: bytes,
         token_ttl: timedelta,
         throttle: LoginThrottlePolicy,
     ):
-        self.repository = StaffRepository(session)
         self.session = session
+        self.repository = StaffRepository(session)
+        self.sessionmaker = sessionmaker
         self.hashing = hashing
+        self.cpu = cpu
         self.secret_key = secret_key
         self.token_ttl = token_ttl
         self.throttle = throttle
 
     @classmethod
     def from_settings(
-        cls, session: AsyncSession, settings: Settings, hashing: PasswordHashing
+        cls,
+        session: AsyncSession,
+        settings: Settings,
+        *,
+        sessionmaker: SessionMaker,
+        hashing: PasswordHashing,
+        cpu: CpuBudget,
     ) -> StaffService:
         return cls(
             session,
+            sessionmaker=sessionmaker,
             hashing=hashing,
+            cpu=cpu,
             secret_key=settings.secret_key_bytes,
             token_ttl=timedelta(minutes=settings.auth.token_ttl_minutes),
             throttle=settings.auth.throttle_policy,
@@ -83,7 +111,7 @@ class StaffService:
         check_password_strength(password, username)
         if await self.repository.user_by_username(username) is not None:
             raise Conflict(f"A staff account named {username!r} already exists.")
-        password_hash = await asyncio.to_thread(self.hashing.hash, password)
+        password_hash = await self.cpu.run(self.hashing.hash, password)
         user = StaffUser(username=username, role=role.value, password_hash=password_hash)
         try:
             async with self.session.begin_nested():
@@ -93,40 +121,67 @@ class StaffService:
         return user
 
     async def login(self, username: str, password: str, now: datetime) -> IssuedToken | LoginRefused:
+        """Check a password without holding a connection or a lock while Argon2 runs.
+
+        The attempt is first counted as a failure, and a lock set if it is one too many,
+        in a short transaction of its own that commits at once; only then is the password
+        verified, and a success wipes the count. So parallel guesses each count, a crash
+        mid-verification still counts, and the expensive part holds no database resource.
+        """
         invalid = LoginRefused(InvalidCredentials("The username or password is wrong."))
         if len(password) > MAXIMUM_PASSWORD_LENGTH:
             return invalid
         try:
             username = normalize_username(username)
         except DomainError:
-            await asyncio.to_thread(self.hashing.burn_time, password)
-            return invalid
+            return invalid  # no account can have this name; nothing to time
 
-        user = await self.repository.user_by_username(username, lock=True)
-        if user is None or not user.is_active:
-            await asyncio.to_thread(self.hashing.burn_time, password)
+        attempt = await self._reserve_attempt(username, now)
+        if isinstance(attempt, _NoSuchAccount):
+            # The same Argon2 work as a real check, so timing does not tell which
+            # usernames exist.
+            await self.cpu.run(self.hashing.burn_time, password)
             return invalid
-
-        if user.locked_until is not None and user.locked_until > now:
-            retry_after = math.ceil((user.locked_until - now).total_seconds())
+        if isinstance(attempt, _Locked):
             return LoginRefused(
                 TooManyAttempts(
                     "This account is locked for a while after repeated failed logins.",
-                    retry_after_seconds=retry_after,
+                    retry_after_seconds=attempt.retry_after_seconds,
                 )
             )
-
-        if not await asyncio.to_thread(self.hashing.verify, user.password_hash, password):
-            user.failed_login_count += 1
-            user.locked_until = self.throttle.locked_until(user.failed_login_count, now)
-            await self.session.flush()
+        if not await self.cpu.run(self.hashing.verify, attempt.password_hash, password):
             return invalid
 
-        user.failed_login_count = 0
-        user.locked_until = None
+        user = await self.repository.user_by_id(attempt.user_id)
+        if user is None or not user.is_active:
+            return invalid
+        self._clear_failures(user)
         if self.hashing.needs_rehash(user.password_hash):
-            user.password_hash = await asyncio.to_thread(self.hashing.hash, password)
+            user.password_hash = await self.cpu.run(self.hashing.hash, password)
         return await self._issue_token(user, now)
+
+    async def _reserve_attempt(self, username: str, now: datetime) -> _Reserved | _Locked | _NoSuchAccount:
+        async with self.sessionmaker() as session, session.begin():
+            # FOR UPDATE serialises attempts on one account for the few milliseconds
+            # this takes, so N parallel guesses count as N.
+            user = await StaffRepository(session).user_by_username(username, lock=True)
+            if user is None or not user.is_active:
+                return _NoSuchAccount()
+            if user.locked_until is not None and user.locked_until > now:
+                return _Locked(math.ceil((user.locked_until - now).total_seconds()))
+            failures = self.throttle.recent_failures(
+                user.failed_login_count, user.last_failed_login_at, now
+            ) + 1
+            user.failed_login_count = failures
+            user.last_failed_login_at = now
+            user.locked_until = self.throttle.locked_until(failures, now)
+            return _Reserved(user.id, user.password_hash)
+
+    @staticmethod
+    def _clear_failures(user: StaffUser) -> None:
+        user.failed_login_count = 0
+        user.last_failed_login_at = None
+        user.locked_until = None
 
     async def _issue_token(self, user: StaffUser, now: datetime) -> IssuedToken:
         token = new_staff_token()
@@ -153,14 +208,30 @@ class StaffService:
         token.revoked_at = now
         await self.session.flush()
 
-    async def deactivate(self, user_id: uuid.UUID, acting_user: StaffUser, now: datetime) -> StaffUser:
+    async def _user(self, user_id: uuid.UUID) -> StaffUser:
         user = await self.repository.user_by_id(user_id)
         if user is None:
             raise NotFound("No staff account has this id.")
+        return user
+
+    async def deactivate(self, user_id: uuid.UUID, acting_user: StaffUser, now: datetime) -> StaffUser:
+        user = await self._user(user_id)
         if user.id == acting_user.id:
             raise Conflict("An administrator cannot deactivate their own account.")
         user.is_active = False
         await self.repository.revoke_tokens_of(user.id, now)
+        await self.session.flush()
+        return user
+
+    async def unlock(self, username_or_id: str | uuid.UUID) -> StaffUser:
+        """Lift a login lock at once (a per-account lock is also a way to keep someone out)."""
+        if isinstance(username_or_id, uuid.UUID):
+            user = await self._user(username_or_id)
+        else:
+            user = await self.repository.user_by_username(normalize_username(username_or_id))
+            if user is None:
+                raise NotFound(f"No staff account is named {username_or_id!r}.")
+        self._clear_failures(user)
         await self.session.flush()
         return user
 

@@ -103,11 +103,50 @@ async def test_each_failure_after_the_lock_doubles_it(
     await db_connection.execute(
         update(StaffUser)
         .where(StaffUser.id == user.id)
-        .values(failed_login_count=settings.auth.login_free_attempts, locked_until=None)
+        .values(
+            failed_login_count=settings.auth.login_free_attempts,
+            last_failed_login_at=datetime.now(UTC) - timedelta(minutes=1),
+            locked_until=None,
+        )
     )
     assert (await login(client, user.username, "still wrong password")).status_code == 401
     retry_after = int((await login(client, user.username, STRONG_PASSWORD)).headers["retry-after"])
     assert settings.auth.login_base_lockout_seconds < retry_after <= 2 * settings.auth.login_base_lockout_seconds
+
+
+async def test_failures_older_than_the_memory_window_are_forgotten(
+    client: httpx.AsyncClient, staff: StaffFactory, settings, db_connection: AsyncConnection
+) -> None:
+    user = await staff.create(Role.TRIAGE)
+    long_ago = datetime.now(UTC) - timedelta(seconds=settings.auth.login_failure_memory_seconds + 60)
+    await db_connection.execute(
+        update(StaffUser)
+        .where(StaffUser.id == user.id)
+        .values(failed_login_count=50, last_failed_login_at=long_ago, locked_until=None)
+    )
+    # Last month's burst does not make today's first typo lock the account.
+    assert (await login(client, user.username, "one honest typo")).status_code == 401
+    assert (await login(client, user.username, STRONG_PASSWORD)).status_code == 200
+
+
+async def test_an_admin_can_lift_a_lock_at_once(
+    client: httpx.AsyncClient, staff: StaffFactory, settings
+) -> None:
+    admin_headers = await staff.headers_for(Role.ADMIN)
+    victim = await staff.create(Role.INVESTIGATOR)
+    for _ in range(settings.auth.login_free_attempts):
+        await login(client, victim.username, "attacker guess here")
+    assert (await login(client, victim.username, STRONG_PASSWORD)).status_code == 429
+
+    unlocked = await client.post(f"/api/v1/users/{victim.id}/unlock", headers=admin_headers)
+    assert unlocked.status_code == 200
+    assert (await login(client, victim.username, STRONG_PASSWORD)).status_code == 200
+
+
+async def test_only_admins_can_unlock(client: httpx.AsyncClient, staff: StaffFactory) -> None:
+    headers = await staff.headers_for(Role.SUPERVISOR)
+    target = await staff.create(Role.TRIAGE)
+    assert (await client.post(f"/api/v1/users/{target.id}/unlock", headers=headers)).status_code == 403
 
 
 async def test_a_revoked_token_stops_working(client: httpx.AsyncClient, staff: StaffFactory) -> None:
@@ -292,3 +331,37 @@ async def test_parallel_guesses_are_each_counted(settings, fresh_database_url: s
         )
     await engine.dispose()
     assert count == free
+
+
+async def test_a_login_flood_gets_503_instead_of_exhausting_the_replica(
+    settings, fresh_database_url: str, password_hashing
+) -> None:
+    """Argon2 work is bounded per process; what does not fit in time is refused with 503,
+    and no database connection is held while hashing, so the rest of the service (here
+    the readiness probe, on a pool of a single connection) keeps answering."""
+    await _create_committed_user(fresh_database_url, password_hashing, "flood-target")
+    tight = settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"max_concurrent_hashes": 1, "hash_queue_seconds": 1.5})}
+    )
+    # With a single connection and a short pool timeout, a login that held its connection
+    # while hashing would make the probe (or other logins) time out.
+    engine = create_async_engine(fresh_database_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    app = create_app(tight, sessionmaker=async_sessionmaker(engine, expire_on_commit=False))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
+        flood = [
+            # ~24 Argon2 evaluations of ~0.13 s each cannot all fit in a 1.5 s queue.
+            login(client, "flood-target" if n % 6 == 0 else f"nobody-{n}", f"guess {n} wrong")
+            for n in range(24)
+        ]
+        *responses, ready = await asyncio.gather(*flood, client.get("/readyz"))
+    await engine.dispose()
+
+    statuses = [response.status_code for response in responses]
+    assert 503 in statuses
+    busy = next(response for response in responses if response.status_code == 503)
+    assert busy.headers["content-type"] == "application/problem+json"
+    assert busy.json()["type"] == "urn:cleanwindow:problem:busy"
+    assert int(busy.headers["retry-after"]) >= 1
+    assert set(statuses) <= {401, 429, 503}
+    assert ready.status_code == 200
