@@ -57,7 +57,7 @@ async def downgrade(connection: AsyncConnection, revision: str) -> None:
 
 
 async def upgrade_database(database_url: str, revision: str = "head") -> None:
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(database_url, hide_parameters=True)
     try:
         async with engine.begin() as connection:
             await upgrade(connection, revision)
@@ -74,7 +74,7 @@ async def current_revision(connection: AsyncConnection) -> str | None:
 
 
 async def database_revision(database_url: str) -> str | None:
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(database_url, hide_parameters=True)
     try:
         async with engine.connect() as connection:
             return await current_revision(connection)

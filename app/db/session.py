@@ -31,6 +31,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
+        # Error messages would otherwise quote bound parameters (hashes, digests, and
+        # later case data) into the logs.
+        hide_parameters=True,
         echo=settings.debug,
     )
 

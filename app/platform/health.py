@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.db.migrations import head_revision
+from app.platform.metrics import REGISTRY
 from app.platform.problems import problem_json, problem_responses
 
 router = APIRouter(tags=["operations"])

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sys
+import threading
+import time
 import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 reporter_facing_var: ContextVar[bool] = ContextVar("reporter_facing", default=False)
@@ -49,10 +56,78 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str = "INFO", stream=None) -> None:
-    handler = logging.StreamHandler(stream or sys.stdout)
+class PrivacyAwareStreamHandler(logging.StreamHandler):
+    """Writes staff-side records at once and holds reporter-facing ones back.
+
+    Coarse timestamps in the text are not enough: Docker and Kubernetes stamp every line
+    with the nanosecond it was written. Reporter-facing records are therefore kept in
+    memory and written in shuffled batches at fixed clock boundaries (every hour by
+    default), so the moment a line appears says nothing about when its request came.
+    """
+
+    MAX_HELD = 10_000
+
+    def __init__(self, stream: TextIO | None = None, *, delay_seconds: float = 3600):
+        super().__init__(stream)
+        self.delay_seconds = delay_seconds
+        self._held: list[str] = []
+        self._dropped = 0
+        self._held_lock = threading.Lock()
+        self._closing = threading.Event()
+        if delay_seconds > 0:
+            threading.Thread(target=self._release_periodically, name="reporter-log", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.delay_seconds <= 0 or not reporter_facing_var.get():
+            super().emit(record)
+            return
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        with self._held_lock:
+            if len(self._held) < self.MAX_HELD:
+                self._held.append(line)
+            else:
+                self._dropped += 1
+
+    def release_held(self) -> None:
+        with self._held_lock:
+            lines, self._held = self._held, []
+            dropped, self._dropped = self._dropped, 0
+        random.shuffle(lines)
+        if dropped:
+            lines.append(json.dumps({"level": "WARNING", "msg": "reporter-facing log entries dropped", "count": dropped}))
+        if not lines:
+            return
+        with self.lock:
+            for line in lines:
+                self.stream.write(line + self.terminator)
+            self.flush()
+
+    def _release_periodically(self) -> None:
+        while not self._closing.is_set():
+            wait = self.delay_seconds - (time.time() % self.delay_seconds)
+            if self._closing.wait(wait):
+                break
+            self.release_held()
+
+    def close(self) -> None:
+        self._closing.set()
+        self.release_held()
+        super().close()
+
+
+def configure_logging(
+    level: str = "INFO", *, settings: Settings | None = None, stream: TextIO | None = None
+) -> PrivacyAwareStreamHandler:
+    delay = settings.reporter_log_delay_seconds if settings is not None else 3600
+    handler = PrivacyAwareStreamHandler(stream or sys.stdout, delay_seconds=delay)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
+    for previous in root.handlers:
+        previous.close()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Uvicorn's access log writes the client address and port: it stays off.
@@ -65,3 +140,4 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    return handler

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.platform.logging import reporter_facing_var, request_id_var
-from app.platform.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.platform.metrics import HTTP_LATENCY, HTTP_REQUESTS, method_label
 from app.platform.privacy import is_reporter_facing
 from app.platform.problems import PROBLEM_MEDIA_TYPE
 
@@ -82,12 +82,13 @@ class RequestContextMiddleware:
             # Reporter-facing requests are neither counted nor logged: a counter polled
             # every second would time a submission as precisely as an access log.
             if not reporter_facing:
-                HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
-                HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+                method = method_label(scope["method"])
+                HTTP_REQUESTS.labels(method, template, str(status)).inc()
+                HTTP_LATENCY.labels(method, template).observe(elapsed)
                 logger.info(
                     "request",
                     extra={
-                        "method": scope["method"],
+                        "method": method,
                         "route": template,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 1),
@@ -97,12 +98,17 @@ class RequestContextMiddleware:
             reporter_facing_var.reset(facing_token)
 
 
+def too_large_detail(limit: int) -> str:
+    return f"The request body is larger than {limit} bytes."
+
+
 class BodyTooLarge(StarletteHTTPException):
     """Raised from inside `receive`; an HTTPException so FastAPI's body parsing passes it
     through unchanged and the problem handler renders a 413."""
 
-    def __init__(self) -> None:
-        super().__init__(413)
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, too_large_detail(limit))
+        self.extensions = {"limit": limit}
 
 
 class BodySizeLimitMiddleware:
@@ -128,9 +134,7 @@ class BodySizeLimitMiddleware:
                 await send_problem(send, 400, "The Content-Length header is not a number.")
                 return
             if int(declared) > limit:
-                await send_problem(
-                    send, 413, f"The request body is larger than {limit} bytes.", {"limit": limit}
-                )
+                await send_problem(send, 413, too_large_detail(limit), {"limit": limit})
                 return
 
         received = 0
@@ -142,7 +146,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge()
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -156,9 +160,7 @@ class BodySizeLimitMiddleware:
         except BodyTooLarge:
             if response_started:
                 raise
-            await send_problem(
-                send, 413, f"The request body is larger than {limit} bytes.", {"limit": limit}
-            )
+            await send_problem(send, 413, too_large_detail(limit), {"limit": limit})
 
 
 class UnexpectedErrorMiddleware:

@@ -95,11 +95,24 @@ async def _handle_http_error(request: Request, error: StarletteHTTPException) ->
     if error.status_code == 405:
         detail = f"{request.url.path} does not accept {request.method}."
     detail = detail or _DEFAULT_DETAILS.get(error.status_code, phrase)
-    return problem_json(error.status_code, detail, headers=getattr(error, "headers", None))
+    return problem_json(
+        error.status_code,
+        detail,
+        headers=getattr(error, "headers", None),
+        **getattr(error, "extensions", {}),
+    )
 
 
 def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
+
+
+def _message(error: dict[str, Any]) -> str:
+    # Parsing errors append what they found ("found 'n' at 0"): keep only the expectation.
+    message = error["msg"]
+    if error["type"].endswith("_parsing") or error["type"].endswith("_type"):
+        message = message.split(",")[0]
+    return message
 
 
 async def _handle_validation_error(_: Request, error: RequestValidationError) -> ProblemResponse:
@@ -113,11 +126,11 @@ async def _handle_validation_error(_: Request, error: RequestValidationError) ->
         )
     return problem_json(
         422,
-        "; ".join(f"{_location(item['loc'])}: {item['msg']}" for item in errors),
+        "; ".join(f"{_location(item['loc'])}: {_message(item)}" for item in errors),
         title="Invalid request",
         type=PROBLEM_TYPE_BASE + "validation-error",
         errors=[
-            {"location": _location(item["loc"]), "message": item["msg"], "code": item["type"]}
+            {"location": _location(item["loc"]), "message": _message(item), "code": item["type"]}
             for item in errors
         ],
     )

@@ -82,3 +82,14 @@ async def test_reporter_facing_requests_are_not_counted_in_metrics(client: httpx
     assert total_requests_counted() == before
     await client.get("/healthz")
     assert total_requests_counted() == before + 1
+
+
+async def test_metrics_expose_no_process_figures_and_no_invented_methods(client: httpx.AsyncClient) -> None:
+    for n in range(3):
+        await client.request(f"BREW{n}", "/healthz")
+    body = (await client.get("/metrics")).text
+    # CPU, memory and GC figures would show each report submission's spike.
+    for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_gc_"):
+        assert family not in body
+    assert "BREW" not in body
+    assert 'method="OTHER",route="/healthz"' in body

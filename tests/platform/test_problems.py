@@ -97,7 +97,8 @@ async def test_streamed_oversized_body_without_length_is_a_413_problem(
         "/api/v1/users", content=chunks(), headers={**headers, "content-type": "application/json"}
     )
     assert "content-length" not in response.request.headers
-    assert_problem(response, 413)
+    body = assert_problem(response, 413)
+    assert body["limit"] == settings.http.max_body_bytes
 
 
 async def test_a_non_numeric_content_length_is_a_400_problem(client: httpx.AsyncClient) -> None:
@@ -145,3 +146,45 @@ async def test_openapi_documents_problem_responses(client: httpx.AsyncClient) ->
     token_responses = spec["paths"]["/api/v1/auth/token"]["post"]["responses"]
     assert {"401", "429"} <= token_responses.keys()
     assert "application/problem+json" in token_responses["429"]["content"]
+
+
+async def test_parsing_errors_do_not_quote_what_was_sent(client: httpx.AsyncClient, staff) -> None:
+    headers = await staff.headers_for(Role.ADMIN)
+    response = await client.post("/api/v1/users/not-a-uuid-zzz/deactivate", headers=headers)
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["location"] == "path.user_id"
+    assert "zzz" not in response.text
+    assert "'n'" not in response.text
+
+
+async def test_a_failed_commit_is_a_500_not_a_success(
+    settings, fresh_database_url: str, password_hashing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit happens before the response is sent: if it fails, the client hears it."""
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+    from app.main import create_app
+
+    engine = create_async_engine(fresh_database_url)
+    async with async_sessionmaker(engine)() as session:
+        session.add(StaffUser(username="commit-admin", role="admin", password_hash=password_hashing.hash("x" * 20)))
+        await session.commit()
+    app = create_app(settings, sessionmaker=async_sessionmaker(engine, expire_on_commit=False))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        token = (await client.post("/api/v1/auth/token", data={"username": "commit-admin", "password": "x" * 20})).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+        async def failing_commit(self) -> None:
+            raise ConnectionResetError("the database went away at commit")
+
+        monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+        response = await client.post(
+            "/api/v1/users", headers=headers,
+            json={"username": "never-committed", "role": "triage", "password": "a long passphrase"},
+        )
+    monkeypatch.undo()
+    assert_problem(response, 500)
+    async with async_sessionmaker(engine)() as session:
+        assert await session.scalar(select(StaffUser).where(StaffUser.username == "never-committed")) is None
+    await engine.dispose()
