@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import signal
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.domain.errors import DomainError
 from app.domain.staff import Role
 from app.settings import Settings
+
+T = TypeVar("T")
 
 cli = typer.Typer(
     name="cleanwindow",
@@ -33,6 +39,20 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Whatever goes wrong reaches the operator as one line, never as a traceback."""
+    try:
+        yield
+    except DomainError as error:
+        raise fail(error.detail) from None
+    except (OSError, SQLAlchemyError) as error:
+        reason = getattr(error, "orig", None) or error
+        raise fail(f"cannot use the database: {type(reason).__name__}: {reason}".splitlines()[0]) from None
+    except subprocess.CalledProcessError as error:
+        raise fail(f"the embedded PostgreSQL failed to start ({error.returncode}); see its log") from None
+
+
 def load_settings() -> Settings:
     try:
         return Settings()
@@ -50,10 +70,17 @@ def database_url(settings: Settings) -> Iterator[str]:
     if settings.database_url is not None:
         yield settings.database_url.get_secret_value()
         return
-    from app.db.embedded import embedded_postgres
+    from app.db.embedded import EmbeddedPostgresError, embedded_postgres
 
-    with embedded_postgres(settings.data_dir) as url:
-        yield url
+    try:
+        with embedded_postgres(settings.data_dir) as url:
+            yield url
+    except EmbeddedPostgresError as error:
+        raise fail(str(error)) from None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @cli.command()
@@ -69,8 +96,12 @@ def serve(
     from app.platform.logging import configure_logging
 
     settings = load_settings()
-    configure_logging("DEBUG" if settings.debug else settings.log_level)
-    with database_url(settings) as url:
+    configure_logging("DEBUG" if settings.debug else settings.log_level, settings=settings)
+    # Uvicorn shuts down gracefully on SIGTERM and then re-raises it with the handler it
+    # found; with Python's default that kills the process before the embedded PostgreSQL
+    # is stopped. Turning SIGTERM into SystemExit lets the cleanup below run.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with one_line_errors(), database_url(settings) as url:
         asyncio.run(upgrade_database(url))
         application = create_app(settings.with_database_url(url))
         uvicorn.run(
@@ -90,12 +121,9 @@ def db_upgrade() -> None:
     from app.db.migrations import database_revision, upgrade_database
 
     settings = load_settings()
-    with database_url(settings) as url:
-        try:
-            asyncio.run(upgrade_database(url))
-            revision = asyncio.run(database_revision(url))
-        except OSError as error:
-            raise fail(f"cannot reach the database: {error}") from None
+    with one_line_errors(), database_url(settings) as url:
+        asyncio.run(upgrade_database(url))
+        revision = asyncio.run(database_revision(url))
     typer.echo(f"database schema at revision {revision}")
 
 
@@ -111,25 +139,36 @@ def read_new_password() -> str:
     return password
 
 
-async def _create_user(settings: Settings, url: str, username: str, role: Role, password: str) -> str:
+def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
+    """Run `action(service)` in one committed transaction on the configured database."""
     from app.db.migrations import database_revision, head_revision, upgrade_database
     from app.db.session import build_engine, build_sessionmaker
     from app.domain.staff import PasswordHashing
+    from app.platform.cpu import CpuBudget
     from app.staff.service import StaffService
 
-    if settings.database_url is None:
-        await upgrade_database(url)  # the embedded database is ours to migrate
-    elif await database_revision(url) != head_revision():
-        raise fail("the database schema is not current; run `cleanwindow db upgrade` first")
+    async def run(url: str) -> T:
+        if settings.database_url is None:
+            await upgrade_database(url)  # the embedded database is ours to migrate
+        elif await database_revision(url) != head_revision():
+            raise fail("the database schema is not current; run `cleanwindow db upgrade` first")
+        engine = build_engine(settings.with_database_url(url))
+        try:
+            sessionmaker = build_sessionmaker(engine)
+            async with sessionmaker() as session, session.begin():
+                service = StaffService.from_settings(
+                    session,
+                    settings,
+                    sessionmaker=sessionmaker,
+                    hashing=PasswordHashing(),
+                    cpu=CpuBudget(1, max_wait_seconds=60),
+                )
+                return await action(service)
+        finally:
+            await engine.dispose()
 
-    engine = build_engine(settings.with_database_url(url))
-    try:
-        async with build_sessionmaker(engine)() as session, session.begin():
-            service = StaffService.from_settings(session, settings, PasswordHashing())
-            user = await service.create_user(username, role, password)
-            return user.username
-    finally:
-        await engine.dispose()
+    with one_line_errors(), database_url(settings) as url:
+        return asyncio.run(run(url))
 
 
 @users_cli.command("create")
@@ -140,12 +179,16 @@ def users_create(
     """Create a staff account; the password is read from standard input."""
     password = read_new_password()
     settings = load_settings()
-    with database_url(settings) as url:
-        try:
-            created = asyncio.run(_create_user(settings, url, username, role, password))
-        except DomainError as error:
-            raise fail(error.detail) from None
-    typer.echo(f"created {role.value} account {created!r}")
+    user = with_staff_service(settings, lambda service: service.create_user(username, role, password))
+    typer.echo(f"created {role.value} account {user.username!r}")
+
+
+@users_cli.command("unlock")
+def users_unlock(username: str = typer.Argument(..., help="The locked account.")) -> None:
+    """Lift a login lock at once and forget the failed attempts."""
+    settings = load_settings()
+    user = with_staff_service(settings, lambda service: service.unlock(username))
+    typer.echo(f"unlocked {user.username!r}")
 
 
 def main() -> None:

@@ -15,11 +15,14 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator,
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.throttle import LoginThrottlePolicy
+from app.platform.cpu import default_slots
 
 # Recognisable on purpose: the production check refuses it, and a developer who sees it
 # in a config dump knows the instance is not fit for real reports.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-do-not-use-in-production"
 MINIMUM_SECRET_KEY_LENGTH = 32
+# Words the shipped examples use for values an operator must replace.
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me", "example")
 
 _ASYNC_SCHEMES = {
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -33,6 +36,11 @@ class AuthSettings(BaseModel):
     login_free_attempts: int = Field(5, ge=1, le=100)
     login_base_lockout_seconds: int = Field(30, ge=1)
     login_max_lockout_seconds: int = Field(15 * 60, ge=1)
+    login_failure_memory_seconds: int = Field(60 * 60, ge=1)
+    # Argon2id evaluations allowed at once per process (64 MiB each), and how long a
+    # login may wait for one before it gets a 503.
+    max_concurrent_hashes: int = Field(default_factory=default_slots, ge=1, le=64)
+    hash_queue_seconds: float = Field(5.0, gt=0, le=60)
 
     @property
     def throttle_policy(self) -> LoginThrottlePolicy:
@@ -40,6 +48,7 @@ class AuthSettings(BaseModel):
             free_attempts=self.login_free_attempts,
             base_lockout_seconds=self.login_base_lockout_seconds,
             max_lockout_seconds=self.login_max_lockout_seconds,
+            failure_memory_seconds=self.login_failure_memory_seconds,
         )
 
 
@@ -58,11 +67,14 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    environment: Literal["development", "test", "production"] = Field(
+    environment: Literal["development", "production"] = Field(
         "development", validation_alias=AliasChoices("CLEANWINDOW_ENV", "CLEANWINDOW_ENVIRONMENT")
     )
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Log lines about reporter-facing requests are held back and written in shuffled
+    # batches at this interval, so their write time reveals nothing; 0 writes at once.
+    reporter_log_delay_seconds: int = Field(3600, ge=0)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
 
     database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
@@ -89,6 +101,11 @@ class Settings(BaseSettings):
             )
         return f"{_ASYNC_SCHEMES[scheme]}://{rest}"
 
+    @field_validator("recovery_public_key", mode="before")
+    @classmethod
+    def _blank_means_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Settings:
         if self.environment != "production":
@@ -105,6 +122,8 @@ class Settings(BaseSettings):
         secret = self.secret_key.get_secret_value()
         if secret == DEVELOPMENT_SECRET_KEY:
             problems.append("CLEANWINDOW_SECRET_KEY is the development default")
+        elif any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS):
+            problems.append("CLEANWINDOW_SECRET_KEY is still the placeholder from the examples")
         elif len(secret) < MINIMUM_SECRET_KEY_LENGTH:
             problems.append(
                 f"CLEANWINDOW_SECRET_KEY must be at least {MINIMUM_SECRET_KEY_LENGTH} characters"

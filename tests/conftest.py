@@ -129,7 +129,7 @@ async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
 def settings() -> Settings:
     return Settings(
         _env_file=None,
-        environment="test",
+        environment="production",
         secret_key=TEST_SECRET_KEY,
         DATABASE_URL="postgresql+asyncpg://unused@localhost/unused",
     )

@@ -107,8 +107,47 @@ async def test_db_upgrade_migrates_the_database_named_by_database_url(empty_data
     assert again.returncode == 0
 
 
-def test_an_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
-    result = run_cli("db", "upgrade", database_url="postgresql://nobody@127.0.0.1:1/none", cwd=tmp_path)
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [(["db", "upgrade"], None), (["users", "create", "someone", "--role", "triage"], PASSWORD + "\n")],
+)
+def test_an_unreachable_database_is_a_one_line_error(tmp_path: Path, args: list[str], stdin: str | None) -> None:
+    result = run_cli(*args, database_url="postgresql://nobody@127.0.0.1:1/none", cwd=tmp_path, stdin=stdin)
     assert result.returncode == 1
-    assert "cannot reach the database" in result.stderr
+    assert result.stderr.startswith("cleanwindow: cannot use the database")
+    assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_missing_database_is_a_one_line_error(postgres_server_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import make_url
+
+    missing = make_url(postgres_server_url).set(database="cw_does_not_exist").render_as_string(hide_password=False)
+    result = run_cli("db", "upgrade", database_url=missing, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cw_does_not_exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_users_unlock_lifts_a_lock(fresh_database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    assert run_cli("users", "create", "locked-out", "--role", "admin", database_url=fresh_database_url, stdin=PASSWORD).returncode == 0
+    engine = create_async_engine(fresh_database_url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(StaffUser).where(StaffUser.username == "locked-out")
+            .values(failed_login_count=9, locked_until=datetime.now(UTC) + timedelta(hours=1))
+        )
+    await engine.dispose()
+
+    result = run_cli("users", "unlock", "locked-out", database_url=fresh_database_url)
+    assert result.returncode == 0, result.stderr
+    user = await stored_user(fresh_database_url, "locked-out")
+    assert (user.failed_login_count, user.locked_until) == (0, None)
+
+    unknown = run_cli("users", "unlock", "nobody-at-all", database_url=fresh_database_url)
+    assert unknown.returncode == 1
+    assert "No staff account" in unknown.stderr

@@ -98,3 +98,59 @@ def test_serve_on_the_embedded_postgres_becomes_ready_and_stops_cleanly(tmp_path
     assert "SERVE-UA-MARKER" not in text
     assert "127.0.0.1:" not in text.replace(f"http://127.0.0.1:{port}", "")
     assert PASSWORD not in text
+
+
+def start_serve(data_dir: Path, cwd: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=newcomer_env(data_dir), cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    wait_until_ready(base_url, process)
+    return process, base_url
+
+
+def postmaster_running(data_dir: Path) -> bool:
+    import psutil
+
+    pid_file = data_dir / "postgres" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    return psutil.pid_exists(int(pid_file.read_text().splitlines()[0]))
+
+
+def test_sigterm_as_sent_by_docker_and_kubernetes_also_stops_the_embedded_postgres(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process, _ = start_serve(data_dir, tmp_path, tmp_path / "serve.log")
+    assert postmaster_running(data_dir)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert not postmaster_running(data_dir)
+
+
+def test_after_a_crash_the_next_run_adopts_and_then_stops_the_orphaned_postgres(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    crashed, _ = start_serve(data_dir, tmp_path, tmp_path / "serve.log")
+    crashed.kill()  # no cleanup at all: PostgreSQL is orphaned with a stale handle
+    crashed.wait(timeout=30)
+    assert postmaster_running(data_dir)
+
+    process, base_url = start_serve(data_dir, tmp_path, tmp_path / "serve.log")
+    assert httpx.get(f"{base_url}/readyz").status_code == 200
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert not postmaster_running(data_dir)
+
+
+def test_a_data_dir_with_spaces_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "db", "upgrade"],
+        env=newcomer_env(tmp_path / "my data"), cwd=tmp_path, capture_output=True, text=True,
+        timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert "must not contain spaces" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -88,6 +88,7 @@ def test_safe_production_settings_are_accepted(clean_env: pytest.MonkeyPatch) ->
         ({"CLEANWINDOW_DEBUG": "true"}, "CLEANWINDOW_DEBUG is on"),
         ({"DATABASE_URL": ""}, "DATABASE_URL is unset"),
         ({"POW_DIFFICULTY": "0"}, "POW_DIFFICULTY is 0"),
+        ({"CLEANWINDOW_SECRET_KEY": "change-me-to-at-least-32-random-characters"}, "placeholder"),
     ],
 )
 def test_unsafe_production_values_are_refused_with_the_reason(
@@ -109,3 +110,32 @@ def test_the_service_refuses_to_start_in_production_with_the_default_secret(tmp_
     assert result.returncode == 2
     assert "CLEANWINDOW_SECRET_KEY is the development default" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_reason_is_named_at_once(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("CLEANWINDOW_ENV", "production")
+    clean_env.setenv("CLEANWINDOW_DEBUG", "true")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = str(refused.value)
+    for reason in ("development default", "DEBUG is on", "DATABASE_URL is unset"):
+        assert reason in message
+
+
+def test_only_development_and_production_modes_exist(clean_env: pytest.MonkeyPatch) -> None:
+    # A third mode would be a way around the production checks.
+    clean_env.setenv("CLEANWINDOW_ENV", "test")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_a_blank_recovery_key_counts_as_unset(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("RECOVERY_PUBLIC_KEY", "  ")
+    assert Settings().recovery_public_key is None
+
+
+def test_the_shipped_examples_hold_no_usable_secret(project_root: Path) -> None:
+    example = (project_root / "deploy" / "env.example").read_text()
+    values = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
+    assert values["CLEANWINDOW_SECRET_KEY"] == ""
+    assert values["POSTGRES_PASSWORD"] == ""

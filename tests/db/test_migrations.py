@@ -6,7 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, inspect, text
+from sqlalchemy import DateTime, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -19,31 +19,77 @@ def revisions_oldest_first() -> list[str]:
     return [revision.revision for revision in reversed(list(script.walk_revisions()))]
 
 
-async def _tables(connection: AsyncConnection) -> set[str]:
-    return set(await connection.run_sync(lambda sync: inspect(sync).get_table_names()))
+SCHEMA_SNAPSHOT = text(
+    """
+    SELECT 'column', c.relname, a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+           || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+           || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+      FROM pg_attribute a
+      JOIN pg_class c ON c.oid = a.attrelid
+      LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+       AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT 'relation', relname, relkind::text FROM pg_class
+     WHERE relnamespace = 'public'::regnamespace
+    UNION ALL
+    SELECT 'constraint', conrelid::regclass::text, conname || ' ' || pg_get_constraintdef(oid)
+      FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+    UNION ALL
+    SELECT 'index', tablename, indexdef FROM pg_indexes WHERE schemaname = 'public'
+    UNION ALL
+    SELECT 'trigger', tgrelid::regclass::text, pg_get_triggerdef(oid) FROM pg_trigger
+     WHERE NOT tgisinternal
+       AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+    UNION ALL
+    SELECT 'function', proname, pg_get_functiondef(oid) FROM pg_proc
+     WHERE pronamespace = 'public'::regnamespace AND prokind IN ('f', 'p')
+    UNION ALL
+    SELECT 'type', typname, typtype::text FROM pg_type
+     WHERE typnamespace = 'public'::regnamespace AND typtype IN ('e', 'd')
+    ORDER BY 1, 2, 3
+    """
+)
+
+
+async def schema_snapshot(engine) -> list[tuple[str, str, str]]:
+    """Everything a migration can leave behind: columns with types and defaults,
+    constraints, indexes, triggers, functions, types, sequences."""
+    async with engine.connect() as connection:
+        return [tuple(row) for row in (await connection.execute(SCHEMA_SNAPSHOT)).all()]
 
 
 async def test_stairway_every_revision_goes_up_down_and_up_again(empty_database_url: str) -> None:
     engine = create_async_engine(empty_database_url)
     try:
         previous = "base"
+        before = await schema_snapshot(engine)
         for revision in revisions_oldest_first():
             async with engine.begin() as connection:
                 await migrations.upgrade(connection, revision)
-                tables_after_upgrade = await _tables(connection)
+            after = await schema_snapshot(engine)
+            assert after != before, f"{revision} changed nothing"
+
             async with engine.begin() as connection:
                 await migrations.downgrade(connection, previous)
                 assert await migrations.current_revision(connection) == (None if previous == "base" else previous)
+            assert _without_alembic(await schema_snapshot(engine)) == _without_alembic(before), (
+                f"downgrading {revision} left the schema different"
+            )
+
             async with engine.begin() as connection:
                 await migrations.upgrade(connection, revision)
-                assert await _tables(connection) == tables_after_upgrade
                 assert await migrations.current_revision(connection) == revision
-            previous = revision
-        async with engine.begin() as connection:
-            await migrations.downgrade(connection, "base")
-            assert await _tables(connection) == {"alembic_version"}
+            assert await schema_snapshot(engine) == after, f"{revision} upgraded twice differs"
+            previous, before = revision, after
     finally:
         await engine.dispose()
+
+
+def _without_alembic(snapshot: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    # Alembic creates its version table on the first upgrade and keeps it after a
+    # downgrade to base; it is not part of any revision.
+    return [row for row in snapshot if "alembic_version" not in row[1] and "alembic_version" not in row[2]]
 
 
 def test_revision_files_are_date_prefixed() -> None:
