@@ -19,7 +19,7 @@ def test_the_benchmark_runs_end_to_end_on_its_own_server(project_root: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "scenario" not in line]
-    assert len(rows) == 5
+    assert len(rows) == 4
     assert all(row.rstrip(" |").endswith("| 0") for row in rows), result.stdout
 
 
