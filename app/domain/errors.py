@@ -49,10 +49,8 @@ class InvalidCredentials(DomainError):
     status = 401
 
 
-class TooManyAttempts(DomainError):
-    slug = "too-many-attempts"
-    title = "Too many failed attempts"
-    status = 429
+class RetryLater(DomainError):
+    """An error that passes with time; says when, as `Retry-After` and `retry_after`."""
 
     def __init__(self, detail: str, *, retry_after_seconds: int):
         super().__init__(
@@ -60,6 +58,12 @@ class TooManyAttempts(DomainError):
             headers={"Retry-After": str(retry_after_seconds)},
             retry_after=retry_after_seconds,
         )
+
+
+class TooManyAttempts(RetryLater):
+    slug = "too-many-attempts"
+    title = "Too many failed attempts"
+    status = 429
 
 
 class Forbidden(DomainError):
@@ -80,10 +84,7 @@ class Conflict(DomainError):
     status = 409
 
 
-class ServiceBusy(DomainError):
+class ServiceBusy(RetryLater):
     slug = "busy"
     title = "Service busy"
     status = 503
-
-    def __init__(self, detail: str, *, retry_after_seconds: int):
-        super().__init__(detail, headers={"Retry-After": str(retry_after_seconds)})

@@ -46,6 +46,20 @@ async def send_problem(send: Send, status: int, detail: str, extra: dict | None 
     await send({"type": "http.response.body", "body": body})
 
 
+class ResponseTracker:
+    """Wraps `send` to remember whether the response has started: after that, an error
+    can no longer be turned into a problem response."""
+
+    def __init__(self, send: Send):
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class RequestContextMiddleware:
     """Gives each request an id (echoed as `X-Request-ID`), marks reporter-facing requests
     for the log formatter, and records metrics and an access line for staff paths only.
@@ -138,7 +152,7 @@ class BodySizeLimitMiddleware:
                 return
 
         received = 0
-        response_started = False
+        response = ResponseTracker(send)
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -149,16 +163,10 @@ class BodySizeLimitMiddleware:
                     raise BodyTooLarge(limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, response)
         except BodyTooLarge:
-            if response_started:
+            if response.started:
                 raise
             await send_problem(send, 413, too_large_detail(limit), {"limit": limit})
 
@@ -174,19 +182,12 @@ class UnexpectedErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        response = ResponseTracker(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, response)
         except Exception:
             logger.exception("unhandled error")
-            if not response_started:
+            if not response.started:
                 await send_problem(
                     send,
                     500,

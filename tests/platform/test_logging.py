@@ -155,12 +155,19 @@ def _log_with(handler: logging.Handler, message: str, *, reporter_facing: bool) 
         logger.removeHandler(handler)
 
 
-def test_reporter_facing_lines_are_held_back_and_released_shuffled_in_a_batch() -> None:
-    """Log drivers stamp each line with the moment it is written; reporter-facing lines
-    must therefore not be written when their request happens."""
+@pytest.fixture
+def held() -> Iterator[tuple[PrivacyAwareStreamHandler, io.StringIO]]:
     stream = io.StringIO()
     handler = PrivacyAwareStreamHandler(stream, delay_seconds=3600)
     handler.setFormatter(JsonFormatter())
+    yield handler, stream
+    handler.close()
+
+
+def test_reporter_facing_lines_are_held_back_and_released_shuffled_in_a_batch(held) -> None:
+    """Log drivers stamp each line with the moment it is written; reporter-facing lines
+    must therefore not be written when their request happens."""
+    handler, stream = held
     _log_with(handler, "staff event", reporter_facing=False)
     for n in range(20):
         _log_with(handler, f"reporter event {n}", reporter_facing=True)
@@ -170,23 +177,18 @@ def test_reporter_facing_lines_are_held_back_and_released_shuffled_in_a_batch() 
     released = [entry["msg"] for entry in entries(stream)][1:]
     assert sorted(released) == sorted(f"reporter event {n}" for n in range(20))
     assert released != [f"reporter event {n}" for n in range(20)]  # 1 in 20! to fail by chance
-    handler.close()
 
 
-def test_held_lines_are_written_when_the_process_stops() -> None:
-    stream = io.StringIO()
-    handler = PrivacyAwareStreamHandler(stream, delay_seconds=3600)
-    handler.setFormatter(JsonFormatter())
+def test_held_lines_are_written_when_the_process_stops(held) -> None:
+    handler, stream = held
     _log_with(handler, "reporter event", reporter_facing=True)
     assert stream.getvalue() == ""
     handler.close()  # logging.shutdown() calls this at exit
     assert [entry["msg"] for entry in entries(stream)] == ["reporter event"]
 
 
-def test_a_flood_of_held_lines_is_capped_and_counted() -> None:
-    stream = io.StringIO()
-    handler = PrivacyAwareStreamHandler(stream, delay_seconds=3600)
-    handler.setFormatter(JsonFormatter())
+def test_a_flood_of_held_lines_is_capped_and_counted(held) -> None:
+    handler, stream = held
     handler.MAX_HELD = 5
     for n in range(8):
         _log_with(handler, f"reporter event {n}", reporter_facing=True)
@@ -194,7 +196,6 @@ def test_a_flood_of_held_lines_is_capped_and_counted() -> None:
     logged = entries(stream)
     assert len(logged) == 6
     assert logged[-1] == {"level": "WARNING", "msg": "reporter-facing log entries dropped", "count": 3}
-    handler.close()
 
 
 def test_with_no_delay_every_line_is_written_at_once() -> None:
