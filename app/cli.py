@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import typer
+from alembic.util.exc import CommandError as AlembicCommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,6 +52,8 @@ def one_line_errors() -> Iterator[None]:
         raise fail(f"cannot use the database: {type(reason).__name__}: {reason}".splitlines()[0]) from None
     except subprocess.CalledProcessError as error:
         raise fail(f"the embedded PostgreSQL failed to start ({error.returncode}); see its log") from None
+    except AlembicCommandError as error:
+        raise fail(f"cannot migrate the database: {error}".splitlines()[0]) from None
 
 
 def load_settings() -> Settings:
@@ -80,6 +83,8 @@ def database_url(settings: Settings) -> Iterator[str]:
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # A second SIGTERM must not interrupt the cleanup the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(0)
 
 
@@ -150,8 +155,11 @@ def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) 
     async def run(url: str) -> T:
         if settings.database_url is None:
             await upgrade_database(url)  # the embedded database is ours to migrate
-        elif await database_revision(url) != head_revision():
-            raise fail("the database schema is not current; run `cleanwindow db upgrade` first")
+        elif (found := await database_revision(url)) != head_revision():
+            raise fail(
+                f"the database schema is at {found or 'no revision'}, not at this version's "
+                f"{head_revision()}; if it is older, run `cleanwindow db upgrade` first"
+            )
         engine = build_engine(settings.with_database_url(url))
         try:
             sessionmaker = build_sessionmaker(engine)

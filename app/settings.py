@@ -21,6 +21,7 @@ from app.platform.cpu import default_slots
 # in a config dump knows the instance is not fit for real reports.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-do-not-use-in-production"
 MINIMUM_SECRET_KEY_LENGTH = 32
+REPORTER_LOG_MINIMUM_DELAY_SECONDS = 3600
 # Words the shipped examples use for values an operator must replace.
 PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me", "example")
 
@@ -41,6 +42,16 @@ class AuthSettings(BaseModel):
     # login may wait for one before it gets a 503.
     max_concurrent_hashes: int = Field(default_factory=default_slots, ge=1, le=64)
     hash_queue_seconds: float = Field(5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _memory_outlasts_the_longest_lock(self) -> AuthSettings:
+        # Otherwise each long lock would wipe the count and grant fresh free attempts.
+        if self.login_failure_memory_seconds < self.login_max_lockout_seconds:
+            raise ValueError(
+                "CLEANWINDOW_AUTH__LOGIN_FAILURE_MEMORY_SECONDS must be at least "
+                "CLEANWINDOW_AUTH__LOGIN_MAX_LOCKOUT_SECONDS"
+            )
+        return self
 
     @property
     def throttle_policy(self) -> LoginThrottlePolicy:
@@ -133,6 +144,11 @@ class Settings(BaseSettings):
         if self.database_url is None:
             problems.append(
                 "DATABASE_URL is unset (the embedded PostgreSQL is for development only)"
+            )
+        if self.reporter_log_delay_seconds < REPORTER_LOG_MINIMUM_DELAY_SECONDS:
+            problems.append(
+                "CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS is below an hour, so log write times "
+                "would date reporters' requests more precisely than their hour"
             )
         if self.pow_difficulty == 0:
             problems.append("POW_DIFFICULTY is 0, which leaves anonymous intake without abuse control")

@@ -151,3 +151,19 @@ async def test_users_unlock_lifts_a_lock(fresh_database_url: str) -> None:
     unknown = run_cli("users", "unlock", "nobody-at-all", database_url=fresh_database_url)
     assert unknown.returncode == 1
     assert "No staff account" in unknown.stderr
+
+
+async def test_a_database_newer_than_this_version_is_a_one_line_error(fresh_database_url: str) -> None:
+    from sqlalchemy import text
+
+    engine = create_async_engine(fresh_database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = 'fromthefuture'"))
+    await engine.dispose()
+    upgrade = run_cli("db", "upgrade", database_url=fresh_database_url)
+    assert upgrade.returncode == 1
+    assert "fromthefuture" in upgrade.stderr
+    assert len(upgrade.stderr.strip().splitlines()) == 1
+    create = run_cli("users", "create", "someone", "--role", "triage", database_url=fresh_database_url, stdin=PASSWORD)
+    assert create.returncode == 1
+    assert "fromthefuture" in create.stderr

@@ -89,6 +89,7 @@ def test_safe_production_settings_are_accepted(clean_env: pytest.MonkeyPatch) ->
         ({"DATABASE_URL": ""}, "DATABASE_URL is unset"),
         ({"POW_DIFFICULTY": "0"}, "POW_DIFFICULTY is 0"),
         ({"CLEANWINDOW_SECRET_KEY": "change-me-to-at-least-32-random-characters"}, "placeholder"),
+        ({"CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS": "60"}, "below an hour"),
     ],
 )
 def test_unsafe_production_values_are_refused_with_the_reason(
@@ -139,3 +140,11 @@ def test_the_shipped_examples_hold_no_usable_secret(project_root: Path) -> None:
     values = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
     assert values["CLEANWINDOW_SECRET_KEY"] == ""
     assert values["POSTGRES_PASSWORD"] == ""
+
+
+def test_failures_must_be_remembered_longer_than_the_longest_lock(clean_env: pytest.MonkeyPatch) -> None:
+    # Otherwise every long lock would wipe the count and hand out fresh free guesses.
+    clean_env.setenv("CLEANWINDOW_AUTH__LOGIN_MAX_LOCKOUT_SECONDS", "900")
+    clean_env.setenv("CLEANWINDOW_AUTH__LOGIN_FAILURE_MEMORY_SECONDS", "600")
+    with pytest.raises(ValidationError, match="at least"):
+        Settings()

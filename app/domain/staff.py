@@ -66,5 +66,12 @@ class PasswordHashing:
     def burn_time(self, password: str) -> None:
         self.verify(self._decoy_hash, password)
 
+    def verify_and_upgrade(self, password_hash: str, password: str) -> tuple[bool, str | None]:
+        """Verify, and when the hash was made with older parameters, the new hash to store
+        (one call, so both happen within one slot of the hashing budget)."""
+        if not self.verify(password_hash, password):
+            return False, None
+        return True, self.hash(password) if self.needs_rehash(password_hash) else None
+
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)

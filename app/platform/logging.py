@@ -63,6 +63,8 @@ class PrivacyAwareStreamHandler(logging.StreamHandler):
     with the nanosecond it was written. Reporter-facing records are therefore kept in
     memory and written in shuffled batches at fixed clock boundaries (every hour by
     default), so the moment a line appears says nothing about when its request came.
+    Lines still held when the process stops are dropped, not written: written at
+    shutdown they would place their requests between the last boundary and that moment.
     """
 
     MAX_HELD = 10_000
@@ -111,11 +113,16 @@ class PrivacyAwareStreamHandler(logging.StreamHandler):
             wait = self.delay_seconds - (time.time() % self.delay_seconds)
             if self._closing.wait(wait):
                 break
-            self.release_held()
+            try:
+                self.release_held()
+            except Exception:  # a failed write must not end the releases for good
+                self.handleError(logging.LogRecord("cleanwindow", logging.ERROR, __file__, 0, "release failed", (), None))
 
     def close(self) -> None:
         self._closing.set()
-        self.release_held()
+        with self._held_lock:
+            self._held.clear()
+            self._dropped = 0
         super().close()
 
 

@@ -74,8 +74,8 @@ class RequestContextMiddleware:
             return
         request_id = secrets.token_hex(8)
         reporter_facing = is_reporter_facing(scope["path"])
-        id_token = request_id_var.set(request_id)
-        facing_token = reporter_facing_var.set(reporter_facing)
+        request_id_var.set(request_id)
+        reporter_facing_var.set(reporter_facing)
         status_holder = {"status": 500}
         started = time.perf_counter()
 
@@ -108,8 +108,9 @@ class RequestContextMiddleware:
                         "duration_ms": round(elapsed * 1000, 1),
                     },
                 )
-            request_id_var.reset(id_token)
-            reporter_facing_var.reset(facing_token)
+            # The context variables are deliberately not reset: uvicorn runs each request
+            # in a task of its own, and what it logs after the app returns (an incomplete
+            # response, say) must still be treated as reporter-facing.
 
 
 def too_large_detail(limit: int) -> str:

@@ -22,8 +22,8 @@ class StaffRepository:
             query = query.with_for_update()
         return await self.session.scalar(query)
 
-    async def user_by_id(self, user_id: uuid.UUID) -> StaffUser | None:
-        return await self.session.get(StaffUser, user_id)
+    async def user_by_id(self, user_id: uuid.UUID, *, lock: bool = False) -> StaffUser | None:
+        return await self.session.get(StaffUser, user_id, with_for_update=lock or None)
 
     async def users(self) -> Sequence[StaffUser]:
         return (await self.session.scalars(select(StaffUser).order_by(StaffUser.username))).all()

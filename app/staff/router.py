@@ -63,7 +63,7 @@ async def list_users(_: AdminUser, service: StaffServiceDep) -> list[StaffUserOu
     "/users",
     response_model=StaffUserOut,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 403, 409, 422),
+    responses=problem_responses(401, 403, 409, 422, 503),
     summary="Create a staff account (admin)",
 )
 async def create_user(body: StaffUserCreate, _: AdminUser, service: StaffServiceDep) -> StaffUserOut:

@@ -109,9 +109,10 @@ class StaffService:
     async def create_user(self, username: str, role: Role, password: str) -> StaffUser:
         username = normalize_username(username)
         check_password_strength(password, username)
+        # Hash before the first query: no connection is held while waiting for the budget.
+        password_hash = await self.cpu.run(self.hashing.hash, password)
         if await self.repository.user_by_username(username) is not None:
             raise Conflict(f"A staff account named {username!r} already exists.")
-        password_hash = await self.cpu.run(self.hashing.hash, password)
         user = StaffUser(username=username, role=role.value, password_hash=password_hash)
         try:
             async with self.session.begin_nested():
@@ -123,9 +124,11 @@ class StaffService:
     async def login(self, username: str, password: str, now: datetime) -> IssuedToken | LoginRefused:
         """Check a password without holding a connection or a lock while Argon2 runs.
 
-        The attempt is first counted as a failure, and a lock set if it is one too many,
-        in a short transaction of its own that commits at once; only then is the password
-        verified, and a success wipes the count. So parallel guesses each count, a crash
+        A hashing slot is taken first, so that a busy service answers 503 before anything
+        is counted. Then the attempt is counted as a failure, and a lock set if it is one
+        too many, in a short transaction of its own that commits at once; only then is
+        the password verified (in the slot already held, so it cannot fail for want of
+        one), and a success wipes the count. So parallel guesses each count, a crash
         mid-verification still counts, and the expensive part holds no database resource.
         """
         invalid = LoginRefused(InvalidCredentials("The username or password is wrong."))
@@ -136,28 +139,33 @@ class StaffService:
         except DomainError:
             return invalid  # no account can have this name; nothing to time
 
-        attempt = await self._reserve_attempt(username, now)
-        if isinstance(attempt, _NoSuchAccount):
-            # The same Argon2 work as a real check, so timing does not tell which
-            # usernames exist.
-            await self.cpu.run(self.hashing.burn_time, password)
-            return invalid
-        if isinstance(attempt, _Locked):
-            return LoginRefused(
-                TooManyAttempts(
-                    "This account is locked for a while after repeated failed logins.",
-                    retry_after_seconds=attempt.retry_after_seconds,
+        async with self.cpu.slot() as run_in_slot:
+            attempt = await self._reserve_attempt(username, now)
+            if isinstance(attempt, _Locked):
+                return LoginRefused(
+                    TooManyAttempts(
+                        "This account is locked for a while after repeated failed logins.",
+                        retry_after_seconds=attempt.retry_after_seconds,
+                    )
                 )
+            if isinstance(attempt, _NoSuchAccount):
+                # The same Argon2 work as a real check, so timing does not tell which
+                # usernames exist.
+                await run_in_slot(self.hashing.burn_time, password)
+                return invalid
+            verified, upgraded_hash = await run_in_slot(
+                self.hashing.verify_and_upgrade, attempt.password_hash, password
             )
-        if not await self.cpu.run(self.hashing.verify, attempt.password_hash, password):
+        if not verified:
             return invalid
 
-        user = await self.repository.user_by_id(attempt.user_id)
+        # Locked so that a deactivation committed meanwhile is seen, not raced.
+        user = await self.repository.user_by_id(attempt.user_id, lock=True)
         if user is None or not user.is_active:
             return invalid
         self._clear_failures(user)
-        if self.hashing.needs_rehash(user.password_hash):
-            user.password_hash = await self.cpu.run(self.hashing.hash, password)
+        if upgraded_hash is not None:
+            user.password_hash = upgraded_hash
         return await self._issue_token(user, now)
 
     async def _reserve_attempt(self, username: str, now: datetime) -> _Reserved | _Locked | _NoSuchAccount:

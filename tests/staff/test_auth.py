@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_a
 
 from app.domain.staff import Role
 from app.main import create_app
+from app.platform.cpu import CpuBudget
 from app.staff.models import StaffToken, StaffUser
 from tests.conftest import STRONG_PASSWORD, StaffFactory
 
@@ -365,3 +366,19 @@ async def test_a_login_flood_gets_503_instead_of_exhausting_the_replica(
     assert int(busy.headers["retry-after"]) >= 1
     assert set(statuses) <= {401, 429, 503}
     assert ready.status_code == 200
+
+
+async def test_a_busy_answer_is_not_counted_against_the_account(
+    app, client: httpx.AsyncClient, staff: StaffFactory, db_connection: AsyncConnection
+) -> None:
+    """When no hashing slot is free the login gets 503 before anything is counted, so a
+    flood of made-up usernames cannot turn a staff member's retries into a lock."""
+    user = await staff.create(Role.TRIAGE)
+    app.state.cpu = CpuBudget(1, max_wait_seconds=0.05)
+    async with app.state.cpu.slot():  # someone else's login holds the only slot
+        for _ in range(8):
+            busy = await login(client, user.username, STRONG_PASSWORD)
+            assert busy.status_code == 503
+    count = await db_connection.scalar(select(StaffUser.failed_login_count).where(StaffUser.id == user.id))
+    assert count == 0
+    assert (await login(client, user.username, STRONG_PASSWORD)).status_code == 200
