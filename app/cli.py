@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
+import os
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -16,6 +19,7 @@ from alembic.util.exc import CommandError as AlembicCommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.domain.crypto import PrivateKey, PublicKey
 from app.domain.errors import DomainError
 from app.domain.staff import Role
 from app.settings import Settings
@@ -31,8 +35,12 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
 users_cli = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Key pairs for reading reports, made and kept on this machine.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
+cli.add_typer(keys_cli, name="keys")
+
+DEVELOPMENT_RECOVERY_KEY_FILE = "development-recovery.key"
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -107,6 +115,10 @@ def serve(
     # is stopped. Turning SIGTERM into SystemExit lets the cleanup below run.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with one_line_errors(), database_url(settings) as url:
+        if settings.recovery_public_key is None:  # production refuses this in Settings
+            settings = settings.model_copy(
+                update={"recovery_public_key": development_recovery_key(settings).to_text()}
+            )
         asyncio.run(upgrade_database(url))
         application = create_app(settings.with_database_url(url))
         uvicorn.run(
@@ -118,6 +130,50 @@ def serve(
             proxy_headers=False,  # nothing here reads the client address, forwarded or not
             server_header=False,
         )
+
+
+def write_private_key(path: Path, key: PrivateKey) -> None:
+    """Create the file with mode 0600 from the start (never chmod after writing), and never
+    overwrite: a lost private key is a lost set of reports."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key.to_file_text())
+
+
+def development_recovery_key(settings: Settings) -> PublicKey:
+    """Development only: a recovery key pair kept in the data folder, so that a first run
+    accepts reports that can still be read. Production requires RECOVERY_PUBLIC_KEY."""
+    path = settings.data_dir / DEVELOPMENT_RECOVERY_KEY_FILE
+    if path.exists():
+        key = PrivateKey.from_file_text(path.read_text())
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key = PrivateKey.generate()
+        write_private_key(path, key)
+    logging.getLogger("cleanwindow").warning(
+        "development mode: reports are sealed to the recovery key in %s (fingerprint %s); "
+        "set RECOVERY_PUBLIC_KEY for real use",
+        path,
+        key.public_key.fingerprint,
+    )
+    return key.public_key
+
+
+@keys_cli.command("generate")
+def keys_generate(
+    out: Path = typer.Option(..., "--out", help="Where to write the private key (mode 0600; never overwritten)."),
+) -> None:
+    """Make a key pair on this machine: the private key goes to FILE, the public key to
+    standard output (register it, or use it as RECOVERY_PUBLIC_KEY)."""
+    key = PrivateKey.generate()
+    try:
+        write_private_key(out, key)
+    except FileExistsError:
+        raise fail(f"{out} already exists; refusing to overwrite a private key") from None
+    except OSError as error:
+        raise fail(f"cannot write {out}: {error.strerror}") from None
+    typer.echo(key.public_key.to_text())
+    typer.echo(f"private key written to {out}; fingerprint {key.public_key.fingerprint}", err=True)
 
 
 @db_cli.command("upgrade")

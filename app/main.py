@@ -18,7 +18,13 @@ from app.platform.middleware import (
 )
 from app.platform.problems import install_problem_handlers
 from app.settings import Settings
+from app.intake import router as intake
+from app.intake.service import ReceiptSalt
+from app.reporter import router as reporter
 from app.staff import router as staff
+
+UPLOAD_PATH = "/api/v1/reporter/attachments"
+MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
 DESCRIPTION = """
 Clean Window receives anonymous, end-to-end encrypted corruption reports, routes them
@@ -59,16 +65,27 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
     app.state.settings = settings
     app.state.password_hashing = PasswordHashing()
     app.state.cpu = CpuBudget(settings.auth.max_concurrent_hashes, settings.auth.hash_queue_seconds)
+    app.state.receipt_cpu = CpuBudget(
+        settings.intake.max_concurrent_receipt_hashes, settings.intake.receipt_hash_queue_seconds
+    )
+    app.state.receipt_salt = ReceiptSalt()
     if sessionmaker is not None:
         app.state.sessionmaker = sessionmaker
 
     install_problem_handlers(app)
     # Added innermost first: the request context wraps everything, so even the last-resort
     # 500 carries a request id and is counted in the metrics.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.http.max_body_bytes,
+        # Room for the largest file plus the multipart framing around it.
+        overrides={UPLOAD_PATH: settings.intake.attachments.max_bytes + MULTIPART_OVERHEAD_BYTES},
+    )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)
 
     app.include_router(health.router)
     app.include_router(staff.router)
+    app.include_router(intake.router)
+    app.include_router(reporter.router)
     return app

@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.crypto import PublicKey
+from app.domain.errors import InvalidInput
+from app.domain.intake import DEFAULT_CATEGORIES, DEFAULT_ORG_UNITS, Channel, Option
 from app.domain.throttle import LoginThrottlePolicy
 from app.platform.cpu import default_slots
 
@@ -63,6 +66,51 @@ class AuthSettings(BaseModel):
         )
 
 
+class AttachmentSettings(BaseModel):
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_per_case: int = Field(20, ge=0, le=1000)
+    max_total_bytes_per_case: int = Field(100 * 1024 * 1024, ge=1024)
+    # Plaintext held at once while a file streams in; each chunk is sealed on its own.
+    chunk_bytes: int = Field(64 * 1024, ge=4096, le=4 * 1024 * 1024)
+
+
+class IntakeSettings(BaseModel):
+    categories: list[Option] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES), min_length=1)
+    org_units: list[Option] = Field(default_factory=lambda: list(DEFAULT_ORG_UNITS))
+    # Triage usernames that receive a channel's reports; a channel not named here goes to
+    # every active triage officer with a registered key. The recovery key gets every report.
+    channel_recipients: dict[Channel, list[str]] = Field(default_factory=dict)
+    challenge_ttl_seconds: int = Field(600, ge=30, le=24 * 3600)
+    # Shared by all replicas (counted in PostgreSQL): past this many submissions in a
+    # window, each new challenge asks for one more bit of work per doubling.
+    budget_window_seconds: int = Field(600, ge=60, le=24 * 3600)
+    submissions_per_window: int = Field(500, ge=1)
+    max_extra_difficulty_bits: int = Field(6, ge=0, le=12)
+    # Wrong receipts allowed across all replicas per window before receipt logins pause.
+    receipt_failures_per_window: int = Field(200, ge=1)
+    reporter_session_minutes: int = Field(60, ge=5, le=24 * 60)
+    # Receipt hashing (Argon2id, 64 MiB) gets its own budget so a staff-login flood cannot
+    # starve intake, nor the reverse.
+    max_concurrent_receipt_hashes: int = Field(default_factory=default_slots, ge=1, le=64)
+    receipt_hash_queue_seconds: float = Field(10.0, gt=0, le=120)
+    acknowledge_days: int = Field(7, ge=1, le=90)
+    attachments: AttachmentSettings = AttachmentSettings()
+
+    @model_validator(mode="after")
+    def _codes_are_unique(self) -> IntakeSettings:
+        for name, options in (("categories", self.categories), ("org_units", self.org_units)):
+            codes = [option.code for option in options]
+            if len(codes) != len(set(codes)):
+                raise ValueError(f"CLEANWINDOW_INTAKE__{name.upper()} repeats a code")
+        return self
+
+    def category(self, code: str) -> Option | None:
+        return next((option for option in self.categories if option.code == code), None)
+
+    def org_unit(self, code: str) -> Option | None:
+        return next((option for option in self.org_units if option.code == code), None)
+
+
 class HttpSettings(BaseModel):
     # JSON bodies are small; uploads get their own, larger limit on their own path.
     max_body_bytes: int = Field(256 * 1024, ge=1024)
@@ -96,6 +144,7 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(10, ge=1, le=200)
 
     auth: AuthSettings = AuthSettings()
+    intake: IntakeSettings = IntakeSettings()
     http: HttpSettings = HttpSettings()
 
     @field_validator("database_url", mode="before")
@@ -116,6 +165,20 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_means_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("recovery_public_key")
+    @classmethod
+    def _is_a_public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                PublicKey.from_text(value)
+            except InvalidInput as error:
+                raise ValueError(f"RECOVERY_PUBLIC_KEY: {error.detail}") from None
+        return value
+
+    @property
+    def recovery_key(self) -> PublicKey | None:
+        return None if self.recovery_public_key is None else PublicKey.from_text(self.recovery_public_key)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production_values(self) -> Settings:
@@ -149,6 +212,11 @@ class Settings(BaseSettings):
             problems.append(
                 "CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS is below an hour, so log write times "
                 "would date reporters' requests more precisely than their hour"
+            )
+        if self.recovery_public_key is None:
+            problems.append(
+                "RECOVERY_PUBLIC_KEY is unset, so a report would be lost with its readers' keys "
+                "(make one offline with `cleanwindow keys generate`)"
             )
         if self.pow_difficulty == 0:
             problems.append("POW_DIFFICULTY is 0, which leaves anonymous intake without abuse control")

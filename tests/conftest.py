@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 from app.db import migrations
 from app.db.session import SessionMaker
+from app.domain.crypto import PrivateKey
 from app.domain.staff import PasswordHashing, Role
 from app.main import create_app
 from app.settings import Settings
@@ -125,13 +126,25 @@ async def empty_database_url(postgres_server_url: str) -> AsyncIterator[str]:
     await _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def recovery_key() -> PrivateKey:
+    """The organisation's offline recovery key pair; the test suite plays the offline side."""
+    return PrivateKey.generate()
+
+
+# Low enough to solve in a few milliseconds, high enough that a wrong nonce fails.
+TEST_POW_DIFFICULTY = 8
+
+
 @pytest.fixture
-def settings() -> Settings:
+def settings(recovery_key: PrivateKey) -> Settings:
     return Settings(
         _env_file=None,
         environment="production",
         secret_key=TEST_SECRET_KEY,
         DATABASE_URL="postgresql+asyncpg://unused@localhost/unused",
+        RECOVERY_PUBLIC_KEY=recovery_key.public_key.to_text(),
+        POW_DIFFICULTY=TEST_POW_DIFFICULTY,
     )
 
 

@@ -10,13 +10,16 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from app.domain.crypto import PrivateKey
 from app.settings import DEVELOPMENT_SECRET_KEY, Settings
 
+RECOVERY_PUBLIC_KEY = PrivateKey.generate().public_key.to_text()
 SAFE_PRODUCTION = {
     "CLEANWINDOW_ENV": "production",
     "CLEANWINDOW_SECRET_KEY": "s" * 48,
     "DATABASE_URL": "postgresql://cw:pw@db.internal:5432/cleanwindow",
     "POW_DIFFICULTY": "20",
+    "RECOVERY_PUBLIC_KEY": RECOVERY_PUBLIC_KEY,
 }
 
 
@@ -33,13 +36,13 @@ def test_the_contract_variable_names_are_read(clean_env: pytest.MonkeyPatch) -> 
     clean_env.setenv("DATABASE_URL", "postgresql+asyncpg://u:p@h:5432/d")
     clean_env.setenv("CLEANWINDOW_DATA_DIR", "/var/lib/cw")
     clean_env.setenv("POW_DIFFICULTY", "0")
-    clean_env.setenv("RECOVERY_PUBLIC_KEY", "recovery-public-key")
+    clean_env.setenv("RECOVERY_PUBLIC_KEY", RECOVERY_PUBLIC_KEY)
     clean_env.setenv("CLEANWINDOW_AUTH__TOKEN_TTL_MINUTES", "60")
     settings = Settings()
     assert settings.database_url.get_secret_value() == "postgresql+asyncpg://u:p@h:5432/d"
     assert settings.data_dir == Path("/var/lib/cw")
     assert settings.pow_difficulty == 0
-    assert settings.recovery_public_key == "recovery-public-key"
+    assert settings.recovery_public_key == RECOVERY_PUBLIC_KEY
     assert settings.auth.token_ttl_minutes == 60
 
 
@@ -90,6 +93,7 @@ def test_safe_production_settings_are_accepted(clean_env: pytest.MonkeyPatch) ->
         ({"POW_DIFFICULTY": "0"}, "POW_DIFFICULTY is 0"),
         ({"CLEANWINDOW_SECRET_KEY": "change-me-to-at-least-32-random-characters"}, "placeholder"),
         ({"CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS": "60"}, "below an hour"),
+        ({"RECOVERY_PUBLIC_KEY": ""}, "RECOVERY_PUBLIC_KEY is unset"),
     ],
 )
 def test_unsafe_production_values_are_refused_with_the_reason(
@@ -147,4 +151,28 @@ def test_failures_must_be_remembered_longer_than_the_longest_lock(clean_env: pyt
     clean_env.setenv("CLEANWINDOW_AUTH__LOGIN_MAX_LOCKOUT_SECONDS", "900")
     clean_env.setenv("CLEANWINDOW_AUTH__LOGIN_FAILURE_MEMORY_SECONDS", "600")
     with pytest.raises(ValidationError, match="at least"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["recovery-public-key", "cwpk1_", "cwpk1_" + "A" * 100, RECOVERY_PUBLIC_KEY[:-4]],
+)
+def test_a_recovery_key_that_is_not_a_public_key_is_refused(clean_env: pytest.MonkeyPatch, value: str) -> None:
+    clean_env.setenv("RECOVERY_PUBLIC_KEY", value)
+    with pytest.raises(ValidationError, match="RECOVERY_PUBLIC_KEY"):
+        Settings()
+
+
+def test_intake_categories_are_configurable_and_codes_unique(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv(
+        "CLEANWINDOW_INTAKE__CATEGORIES",
+        '[{"code": "bribery", "ko": "뇌물", "en": "Bribery"}, {"code": "other", "ko": "기타", "en": "Other"}]',
+    )
+    assert [option.code for option in Settings().intake.categories] == ["bribery", "other"]
+    clean_env.setenv(
+        "CLEANWINDOW_INTAKE__CATEGORIES",
+        '[{"code": "other", "ko": "기타", "en": "Other"}, {"code": "other", "ko": "기타", "en": "Other"}]',
+    )
+    with pytest.raises(ValidationError, match="repeats a code"):
         Settings()

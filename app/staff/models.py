@@ -24,6 +24,11 @@ class StaffUser(UUIDPrimaryKey, Timestamps, Base):
     failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
     last_failed_login_at: Mapped[datetime | None]
     locked_until: Mapped[datetime | None]
+    # The public half of the key pair the staff member made on their own machine; the
+    # private half never reaches the server.
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    public_key_fingerprint: Mapped[str | None] = mapped_column(String(39))
+    public_key_registered_at: Mapped[datetime | None]
 
     @property
     def role_enum(self) -> Role:

@@ -8,7 +8,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.platform.problems import problem_response, problem_responses
 from app.staff.deps import AdminUser, CurrentStaff, CurrentToken, StaffServiceDep, utc_now
-from app.staff.schemas import StaffUserCreate, StaffUserOut, TokenResponse
+from app.staff.schemas import PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
 from app.staff.service import LoginRefused
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -49,6 +49,18 @@ async def me(user: CurrentStaff) -> StaffUserOut:
     return StaffUserOut.model_validate(user)
 
 
+@router.put(
+    "/users/me/public-key",
+    response_model=PublicKeyOut,
+    responses=problem_responses(401, 422),
+    summary="Register the public half of the caller's key pair (made with `cleanwindow keys generate`)",
+)
+async def register_public_key(body: PublicKeyIn, user: CurrentStaff, service: StaffServiceDep) -> PublicKeyOut:
+    now = utc_now()
+    public_key = await service.register_public_key(user, body.public_key, now)
+    return PublicKeyOut(public_key=public_key.to_text(), fingerprint=public_key.fingerprint, registered_at=now)
+
+
 @router.get(
     "/users",
     response_model=list[StaffUserOut],
@@ -82,7 +94,6 @@ async def deactivate_user(
 ) -> StaffUserOut:
     user = await service.deactivate(user_id, admin, utc_now())
     return StaffUserOut.model_validate(user)
-
 
 
 @router.post(

@@ -24,6 +24,9 @@ class StaffUserOut(BaseModel):
     role: Role
     is_active: bool
     created_at: datetime
+    public_key_fingerprint: str | None = Field(
+        None, description="Fingerprint of the registered public key, if any."
+    )
 
 
 class StaffUserCreate(BaseModel):
@@ -32,3 +35,18 @@ class StaffUserCreate(BaseModel):
     username: str = Field(min_length=3, max_length=64)
     role: Role
     password: str = Field(min_length=1, max_length=MAXIMUM_PASSWORD_LENGTH)
+
+
+class PublicKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: str = Field(
+        max_length=2000,
+        description="The text `cleanwindow keys generate` printed (`cwpk1_...`).",
+    )
+
+
+class PublicKeyOut(BaseModel):
+    public_key: str
+    fingerprint: str
+    registered_at: datetime

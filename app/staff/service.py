@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import SessionMaker
+from app.domain.crypto import PublicKey
 from app.domain.errors import (
     Conflict,
     DomainError,
@@ -242,6 +243,16 @@ class StaffService:
         self._clear_failures(user)
         await self.session.flush()
         return user
+
+    async def register_public_key(self, user: StaffUser, public_key_text: str, now: datetime) -> PublicKey:
+        """Replace the caller's public key. Cases sealed to an earlier key stay sealed to
+        it: the staff member keeps the old private key file to read them."""
+        public_key = PublicKey.from_text(public_key_text)
+        user.public_key = public_key.raw
+        user.public_key_fingerprint = public_key.fingerprint
+        user.public_key_registered_at = now
+        await self.session.flush()
+        return public_key
 
     async def users(self) -> Sequence[StaffUser]:
         return await self.repository.users()

@@ -1,0 +1,128 @@
+"""Cases and everything sealed that belongs to one.
+
+A case row holds in the clear only what triage needs to route and time it (channel,
+category, unit, state, the *date* of receipt, deadlines, the drill flag). Everything the
+reporter wrote is ciphertext under the case's content key; `case_keys` holds that key
+sealed to each reader. Reporter-side rows carry dates, never precise times.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, UUIDPrimaryKey
+from app.domain.intake import Channel, Language
+from app.domain.triage import CaseState
+
+
+def _in(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+STATE_CHECK = _in("state", [state.value for state in CaseState])
+AUTHORS = ["reporter", "staff"]
+RECIPIENT_KINDS = ["staff", "recovery", "reporter"]
+
+
+class Case(UUIDPrimaryKey, Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint(STATE_CHECK, name="state"),
+        CheckConstraint(_in("channel", [channel.value for channel in Channel]), name="channel"),
+        CheckConstraint(_in("language", [language.value for language in Language]), name="language"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("(idempotency_digest IS NULL) = (sealed_replay IS NULL)", name="replay_pairs"),
+        Index("ix_cases_received_on", "received_on"),
+    )
+
+    channel: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(64))
+    org_unit: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(2))
+    state: Mapped[str] = mapped_column(String(16), default=CaseState.RECEIVED.value)
+    version: Mapped[int] = mapped_column(default=1)
+    is_drill: Mapped[bool] = mapped_column(default=False, server_default="false")
+    received_on: Mapped[date]
+    acknowledge_due_on: Mapped[date]
+    feedback_due_on: Mapped[date | None]
+
+    receipt_scheme: Mapped[int] = mapped_column(SmallInteger)
+    receipt_tag: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    reporter_public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_report: Mapped[bytes] = mapped_column(LargeBinary)
+    # SHA-256 of the proof-of-work challenge: the unique index makes a challenge single-use.
+    pow_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    # Kept for a day or two, then cleared: see IntakeRepository.forget_old_replays.
+    idempotency_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    sealed_replay: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class CaseKey(UUIDPrimaryKey, Base):
+    """The case's content key, HPKE-sealed to one reader."""
+
+    __tablename__ = "case_keys"
+    __table_args__ = (
+        CheckConstraint(_in("recipient_kind", RECIPIENT_KINDS), name="recipient_kind"),
+        CheckConstraint("(recipient_kind = 'staff') = (staff_user_id IS NOT NULL)", name="staff_has_user"),
+        UniqueConstraint("case_id", "recipient_fingerprint", name="uq_case_keys_case_id_recipient"),
+        Index("ix_case_keys_staff_user_id", "staff_user_id"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    recipient_kind: Mapped[str] = mapped_column(String(16))
+    staff_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+    recipient_fingerprint: Mapped[str] = mapped_column(String(39))
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseMessage(UUIDPrimaryKey, Base):
+    __tablename__ = "case_messages"
+    __table_args__ = (
+        CheckConstraint(_in("author", AUTHORS), name="author"),
+        CheckConstraint("(author = 'staff') = (staff_user_id IS NOT NULL)", name="staff_has_user"),
+        # A reporter's message gets a date only; a staff message may carry its exact time.
+        CheckConstraint("author = 'staff' OR sent_at IS NULL", name="reporter_time_coarse"),
+        UniqueConstraint("case_id", "seq", name="uq_case_messages_case_id_seq"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    author: Mapped[str] = mapped_column(String(16))
+    staff_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+    sent_on: Mapped[date]
+    sent_at: Mapped[datetime | None]
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseAttachment(UUIDPrimaryKey, Base):
+    __tablename__ = "case_attachments"
+    __table_args__ = (
+        CheckConstraint(_in("author", AUTHORS), name="author"),
+        CheckConstraint("(author = 'staff') = (staff_user_id IS NOT NULL)", name="staff_has_user"),
+        CheckConstraint("chunk_count >= 1 AND size_bytes >= 0", name="sizes"),
+        Index("ix_case_attachments_case_id", "case_id"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(16))
+    staff_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+    uploaded_on: Mapped[date]
+    size_bytes: Mapped[int]
+    chunk_bytes: Mapped[int]
+    chunk_count: Mapped[int]
+    # Filename and media type, sealed like the content.
+    sealed_meta: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AttachmentChunk(Base):
+    __tablename__ = "attachment_chunks"
+
+    attachment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("case_attachments.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,86 @@
+"""Anonymous intake. Nothing here reads the caller's address or headers beyond the two
+the contract names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
+
+from app.domain.attachments import FILE_TYPES
+from app.domain.intake import CHANNEL_LABELS, Language
+from app.intake.deps import IntakeServiceDep
+from app.intake.schemas import (
+    AttachmentLimits,
+    ChallengeOut,
+    IntakeForm,
+    OptionOut,
+    ProofOfWorkSettings,
+    ReportSubmission,
+    SubmittedReport,
+)
+from app.platform.problems import problem_responses
+from app.staff.deps import SettingsDep, utc_now
+
+router = APIRouter(prefix="/api/v1", tags=["intake"])
+
+
+@router.get("/intake/form", response_model=IntakeForm, summary="What a report form needs to offer")
+async def intake_form(settings: SettingsDep, service: IntakeServiceDep) -> IntakeForm:
+    intake = settings.intake
+    difficulty = await service.current_difficulty(utc_now())
+    return IntakeForm(
+        channels=[OptionOut(code=channel.value, labels=labels) for channel, labels in CHANNEL_LABELS.items()],
+        categories=[OptionOut(code=o.code, labels={"ko": o.ko, "en": o.en}) for o in intake.categories],
+        org_units=[OptionOut(code=o.code, labels={"ko": o.ko, "en": o.en}) for o in intake.org_units],
+        languages=[language.value for language in Language],
+        proof_of_work=ProofOfWorkSettings(
+            enabled=settings.pow_difficulty > 0,
+            difficulty=difficulty,
+            challenge_ttl_seconds=intake.challenge_ttl_seconds,
+        ),
+        attachments=AttachmentLimits(
+            max_bytes=intake.attachments.max_bytes,
+            max_per_report=intake.attachments.max_per_case,
+            max_total_bytes_per_report=intake.attachments.max_total_bytes_per_case,
+            allowed_types=sorted(FILE_TYPES),
+        ),
+    )
+
+
+@router.post(
+    "/intake/challenges",
+    response_model=ChallengeOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="A single-use proof-of-work challenge for one submission",
+)
+async def new_challenge(service: IntakeServiceDep) -> ChallengeOut:
+    issued = await service.issue_challenge(utc_now())
+    return ChallengeOut(challenge=issued.challenge, difficulty=issued.difficulty, expires_at=issued.expires_at)
+
+
+@router.post(
+    "/reports",
+    response_model=SubmittedReport,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(400, 403, 409, 413, 422, 503),
+    summary="Submit a report anonymously; the answer holds the receipt, shown only here",
+)
+async def submit_report(
+    submission: ReportSubmission,
+    service: IntakeServiceDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="A random string (a UUID) chosen by the client: a retry with the "
+               "same key returns the same receipt and creates no second report."),
+    ] = None,
+    x_drill_token: Annotated[str | None, Header(description="Drill campaigns' injection token.")] = None,
+) -> SubmittedReport:
+    submitted = await service.submit(
+        submission, idempotency_key=idempotency_key, drill_token=x_drill_token, now=utc_now()
+    )
+    response.headers["Cache-Control"] = "no-store"
+    if submitted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return SubmittedReport(receipt=submitted.receipt, received_on=submitted.received_on)

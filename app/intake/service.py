@@ -1,0 +1,292 @@
+"""Anonymous intake: proof of work, sealing, receipts, idempotent retries.
+
+Nothing here reads who the caller is. The only costs an anonymous caller can impose are
+bounded by the proof of work (whose difficulty rises with a submission budget shared by
+all replicas through PostgreSQL) and by the receipt-hashing CPU budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cases.models import Case, CaseKey
+from app.db.session import SessionMaker
+from app.domain import crypto, pow
+from app.domain.errors import DomainError, InvalidInput, ServiceBusy
+from app.domain.receipts import RECEIPT_SCHEME, derive_receipt_secrets, new_receipt, parse_receipt
+from app.domain.reporter_access import IdempotencySealer, check_idempotency_key
+from app.domain.triage import CaseState, acknowledgement_due
+from app.intake.repository import IntakeRepository
+from app.intake.schemas import ReportSubmission
+from app.platform.cpu import CpuBudget
+from app.settings import Settings
+
+SUBMISSIONS = "submissions"
+RECEIPT_FAILURES = "receipt_failures"
+
+
+class DrillTokenRejected(DomainError):
+    slug = "drill-token-invalid"
+    title = "Drill token not valid"
+    status = 403
+
+
+class IdempotencyKeyReused(InvalidInput):
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused for a different report"
+
+
+class IntakeNotConfigured(ServiceBusy):
+    slug = "intake-not-configured"
+    title = "Intake has no one to seal reports to"
+
+
+class ProofOfWorkRequired(InvalidInput):
+    slug = "proof-of-work-required"
+    title = "Proof of work required"
+
+
+class ReceiptSalt:
+    """The installation's salt never changes, so each process reads it once."""
+
+    def __init__(self) -> None:
+        self.value: bytes | None = None
+
+    async def get(self, repository: IntakeRepository) -> bytes:
+        if self.value is None:
+            self.value = await repository.receipt_salt()
+        return self.value
+
+
+@dataclass(frozen=True)
+class Submitted:
+    receipt: str
+    received_on: date
+    replayed: bool
+
+
+def window_start(now: datetime, window_seconds: int) -> datetime:
+    seconds = int(now.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % window_seconds, now.tzinfo)
+
+
+def _request_fingerprint(submission: ReportSubmission) -> str:
+    canonical = json.dumps(submission.model_dump(mode="json", exclude={"pow"}), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class IntakeService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        *,
+        sessionmaker: SessionMaker,
+        settings: Settings,
+        receipt_cpu: CpuBudget,
+        receipt_salt: ReceiptSalt,
+    ):
+        self.session = session
+        self.repository = IntakeRepository(session)
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.intake = settings.intake
+        self.receipt_cpu = receipt_cpu
+        self.receipt_salt = receipt_salt
+        self.idempotency = IdempotencySealer(settings.secret_key_bytes)
+
+    # --- proof of work -------------------------------------------------------------
+
+    async def current_difficulty(self, now: datetime) -> int:
+        base = self.settings.pow_difficulty
+        if base == 0:
+            return 0
+        used = await self.repository.budget_used(
+            SUBMISSIONS, window_start(now, self.intake.budget_window_seconds)
+        )
+        extra = pow.extra_difficulty(used, self.intake.submissions_per_window, self.intake.max_extra_difficulty_bits)
+        return min(pow.MAX_DIFFICULTY, base + extra)
+
+    async def issue_challenge(self, now: datetime) -> pow.IssuedChallenge:
+        return pow.issue_challenge(
+            self.settings.secret_key_bytes,
+            difficulty=await self.current_difficulty(now),
+            expires_at=now + timedelta(seconds=self.intake.challenge_ttl_seconds),
+        )
+
+    # --- submission ------------------------------------------------------------------
+
+    def _check_catalogue(self, submission: ReportSubmission) -> None:
+        if self.intake.category(submission.category) is None:
+            codes = [option.code for option in self.intake.categories]
+            raise InvalidInput(
+                f"Unknown category {submission.category!r}.", field="category", allowed=codes
+            )
+        if submission.org_unit is not None and self.intake.org_unit(submission.org_unit) is None:
+            codes = [option.code for option in self.intake.org_units]
+            raise InvalidInput(
+                f"Unknown organisation unit {submission.org_unit!r}.", field="org_unit", allowed=codes
+            )
+
+    async def submit(
+        self,
+        submission: ReportSubmission,
+        *,
+        idempotency_key: str | None,
+        drill_token: str | None,
+        now: datetime,
+    ) -> Submitted:
+        if drill_token is not None:
+            # Drill campaigns do not exist yet, so no token can be valid; refusing (rather
+            # than ignoring) keeps a would-be drill from ever becoming a real case.
+            raise DrillTokenRejected("This drill token is not valid; the report was not accepted.")
+        self._check_catalogue(submission)
+        fingerprint = _request_fingerprint(submission)
+        idempotency_digest = None
+        if idempotency_key is not None:
+            idempotency_key = check_idempotency_key(idempotency_key)
+            idempotency_digest = self.idempotency.digest(idempotency_key)
+
+        # Cheap checks first, in a short session of their own, so that no connection is
+        # held while the receipt is hashed.
+        async with self.sessionmaker() as session:
+            checks = IntakeRepository(session)
+            salt = await self.receipt_salt.get(checks)
+            if idempotency_digest is not None:
+                earlier = await checks.case_by_idempotency_digest(idempotency_digest)
+                if earlier is not None:
+                    return self._replay(earlier, idempotency_key, fingerprint)
+            pow_digest = self._verify_work(submission, now)
+            if pow_digest is not None and await checks.pow_used(pow_digest):
+                raise pow.ChallengeReused("This challenge was already used; ask for a new one.")
+
+        receipt = new_receipt()
+        secrets = await self.receipt_cpu.run(derive_receipt_secrets, parse_receipt(receipt), salt)
+        received_on = now.date()
+        case = Case(
+            id=uuid.uuid4(),
+            channel=submission.channel.value,
+            category=submission.category,
+            org_unit=submission.org_unit,
+            language=submission.language.value,
+            state=CaseState.RECEIVED.value,
+            version=1,
+            is_drill=False,
+            received_on=received_on,
+            acknowledge_due_on=acknowledgement_due(received_on, self.intake.acknowledge_days),
+            receipt_scheme=RECEIPT_SCHEME,
+            receipt_tag=secrets.lookup_tag,
+            pow_digest=pow_digest,
+        )
+        reporter_public = secrets.reporter_key().public_key
+        case.reporter_public_key = reporter_public.raw
+        content_key = crypto.new_content_key()
+        sealed = {
+            "content": submission.content.model_dump(exclude_none=True),
+            "contact": submission.contact.model_dump(exclude_none=True) if submission.contact else None,
+        }
+        case.sealed_report = crypto.seal(
+            content_key,
+            json.dumps(sealed, ensure_ascii=False).encode(),
+            purpose=crypto.PURPOSE_REPORT,
+            case_id=case.id,
+        )
+        if idempotency_key is not None:
+            case.idempotency_digest = idempotency_digest
+            case.sealed_replay = self.idempotency.seal_receipt(
+                idempotency_key, case.id, json.dumps({"receipt": receipt, "request": fingerprint})
+            )
+        keys = await self._seal_to_readers(case, content_key, reporter_public)
+
+        try:
+            async with self.session.begin_nested():
+                await self.repository.add_case(case, keys)
+        except IntegrityError:
+            # A concurrent request won the race for this idempotency key or challenge.
+            if idempotency_digest is not None:
+                winner = await self.repository.case_by_idempotency_digest(idempotency_digest)
+                if winner is not None:
+                    return self._replay(winner, idempotency_key, fingerprint)
+            if pow_digest is not None and await self.repository.pow_used(pow_digest):
+                raise pow.ChallengeReused("This challenge was already used; ask for a new one.") from None
+            raise
+        await self.repository.spend_budget(SUBMISSIONS, window_start(now, self.intake.budget_window_seconds))
+        await self.repository.forget_old_replays(received_on - timedelta(days=1))
+        return Submitted(receipt=receipt, received_on=received_on, replayed=False)
+
+    def _verify_work(self, submission: ReportSubmission, now: datetime) -> bytes | None:
+        if self.settings.pow_difficulty == 0:
+            return None  # POW_DIFFICULTY=0 disables the check, as the contract says
+        if submission.pow is None:
+            raise ProofOfWorkRequired(
+                "Ask POST /api/v1/intake/challenges for a challenge and send its solution as `pow`."
+            )
+        return pow.verify_solution(
+            self.settings.secret_key_bytes, submission.pow.challenge, submission.pow.nonce, now
+        )
+
+    def _replay(self, case: Case, idempotency_key: str | None, fingerprint: str) -> Submitted:
+        opened = (
+            self.idempotency.open_receipt(idempotency_key, case.id, case.sealed_replay)
+            if idempotency_key is not None and case.sealed_replay is not None
+            else None
+        )
+        if opened is None:
+            raise IdempotencyKeyReused("This Idempotency-Key cannot be replayed.")
+        replay = json.loads(opened)
+        if replay["request"] != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used for a different report; use a new key "
+                "for a new report."
+            )
+        return Submitted(receipt=replay["receipt"], received_on=case.received_on, replayed=True)
+
+    async def _seal_to_readers(
+        self, case: Case, content_key: bytes, reporter_public: crypto.PublicKey
+    ) -> list[CaseKey]:
+        routed = self.intake.channel_recipients.get(case.channel)
+        staff = await self.repository.triage_recipients(routed)
+        recovery = self.settings.recovery_key
+        if recovery is None and not staff:
+            raise IntakeNotConfigured(
+                "No recovery key is configured and no triage officer has registered a key, "
+                "so nobody could ever read a report; nothing was stored.",
+                retry_after_seconds=3600,
+            )
+        keys = [
+            CaseKey(
+                case_id=case.id,
+                recipient_kind="reporter",
+                recipient_fingerprint=reporter_public.fingerprint,
+                sealed_key=crypto.seal_content_key(content_key, reporter_public, case.id),
+            )
+        ]
+        if recovery is not None:
+            keys.append(
+                CaseKey(
+                    case_id=case.id,
+                    recipient_kind="recovery",
+                    recipient_fingerprint=recovery.fingerprint,
+                    sealed_key=crypto.seal_content_key(content_key, recovery, case.id),
+                )
+            )
+        for user in staff:
+            public = crypto.PublicKey(user.public_key)
+            if any(key.recipient_fingerprint == public.fingerprint for key in keys):
+                continue  # one sealed copy per key, even if two accounts share one
+            keys.append(
+                CaseKey(
+                    case_id=case.id,
+                    recipient_kind="staff",
+                    staff_user_id=user.id,
+                    recipient_fingerprint=public.fingerprint,
+                    sealed_key=crypto.seal_content_key(content_key, public, case.id),
+                )
+            )
+        return keys

@@ -1,0 +1,111 @@
+"""The reporter's mailbox, authenticated by the receipt."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from app.platform.multipart import multipart_events
+from app.platform.problems import problem_responses
+from app.reporter.deps import Reporter, ReporterForUpdate, ReporterServiceDep
+from app.reporter.schemas import (
+    AttachmentOut,
+    MessageCreated,
+    MessageIn,
+    ReporterReport,
+    SessionOut,
+    SessionRequest,
+)
+from app.staff.deps import utc_now
+
+router = APIRouter(prefix="/api/v1/reporter", tags=["reporter"])
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post(
+    "/sessions",
+    response_model=SessionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 422, 429, 503),
+    summary="Open the mailbox with the receipt",
+)
+async def open_session(body: SessionRequest, service: ReporterServiceDep, response: Response) -> SessionOut:
+    opened = await service.open_session(body.receipt, utc_now())
+    response.headers.update(NO_STORE)
+    return SessionOut(token=opened.token, expires_at=opened.expires_at)
+
+
+@router.get(
+    "/report",
+    response_model=ReporterReport,
+    responses=problem_responses(401),
+    summary="The reporter's own report, decrypted, with its public status and the thread",
+)
+async def read_report(reporter: Reporter, service: ReporterServiceDep, response: Response) -> ReporterReport:
+    response.headers.update(NO_STORE)
+    return ReporterReport.model_validate(await service.report(reporter))
+
+
+@router.post(
+    "/messages",
+    response_model=MessageCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 422),
+    summary="Send a message to the staff handling the report",
+)
+async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: ReporterServiceDep) -> MessageCreated:
+    message = await service.add_message(reporter, body.body, utc_now())
+    return MessageCreated(id=message.id, seq=message.seq, sent_on=message.sent_on)
+
+
+@router.post(
+    "/attachments",
+    response_model=AttachmentOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 409, 413, 415, 422),
+    summary="Attach a file (multipart field `file`); sealed as it streams in",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_attachment(request: Request, reporter: ReporterForUpdate, service: ReporterServiceDep) -> AttachmentOut:
+    info = await service.add_attachment(reporter, multipart_events(request), utc_now())
+    return AttachmentOut.model_validate(info)
+
+
+@router.get(
+    "/attachments/{attachment_id}",
+    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(401, 404)},
+    response_class=StreamingResponse,
+    summary="Download one of the report's attachments, decrypted as it streams out",
+)
+async def download_attachment(
+    attachment_id: uuid.UUID, reporter: Reporter, service: ReporterServiceDep
+) -> StreamingResponse:
+    info, plaintext = await service.attachment(reporter, attachment_id)
+    return StreamingResponse(
+        plaintext,
+        # Served as opaque bytes whatever the file is, so a browser never renders it.
+        media_type="application/octet-stream",
+        headers={
+            **NO_STORE,
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(info.filename)}",
+            "Content-Length": str(info.size_bytes),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MESSAGE_MAX = 20_000
+
+
+class SessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    receipt: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        examples=["123-456-789-012-345-678-901"]
+    )
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="Bearer token for the mailbox; it is not stored anywhere on the server.")
+    expires_at: datetime
+
+
+class MessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MESSAGE_MAX)]
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    seq: int
+    author: Literal["reporter", "staff"]
+    sent_on: date
+    body: str
+
+
+class MessageCreated(BaseModel):
+    id: uuid.UUID
+    seq: int
+    sent_on: date
+
+
+class AttachmentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    filename: str
+    media_type: str
+    size_bytes: int
+    uploaded_on: date
+    author: Literal["reporter", "staff"]
+
+
+class ReporterReport(BaseModel):
+    status: str = Field(description="received, in_review, in_progress, referred or closed.")
+    received_on: date
+    channel: str
+    category: str
+    org_unit: str | None
+    language: str
+    content: dict[str, Any]
+    contact: dict[str, Any] | None
+    messages: list[MessageOut]
+    attachments: list[AttachmentOut]
