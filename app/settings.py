@@ -7,7 +7,6 @@ a double underscore (`CLEANWINDOW_AUTH__TOKEN_TTL_MINUTES`).
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -80,6 +79,7 @@ class IntakeSettings(BaseModel):
     # Triage usernames that receive a channel's reports; a channel not named here goes to
     # every active triage officer with a registered key. The recovery key gets every report.
     channel_recipients: dict[Channel, list[str]] = Field(default_factory=dict)
+    # At most a day: challenge digests are cleared from cases received before yesterday.
     challenge_ttl_seconds: int = Field(600, ge=30, le=24 * 3600)
     # Shared by all replicas (counted in PostgreSQL): past this many submissions in a
     # window, each new challenge asks for one more bit of work per doubling.
@@ -222,7 +222,7 @@ class Settings(BaseSettings):
             problems.append("POW_DIFFICULTY is 0, which leaves anonymous intake without abuse control")
         return problems
 
-    @cached_property
+    @property
     def secret_key_bytes(self) -> bytes:
         return self.secret_key.get_secret_value().encode()
 

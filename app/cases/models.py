@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UUIDPrimaryKey
@@ -103,7 +103,7 @@ class CaseAttachment(UUIDPrimaryKey, Base):
     __table_args__ = (
         CheckConstraint(_in("author", AUTHORS), name="author"),
         CheckConstraint("(author = 'staff') = (staff_user_id IS NOT NULL)", name="staff_has_user"),
-        CheckConstraint("chunk_count >= 1 AND size_bytes >= 0", name="sizes"),
+        CheckConstraint("chunk_count >= 1 AND stored_bytes >= 0", name="sizes"),
         Index("ix_case_attachments_case_id", "case_id"),
     )
 
@@ -111,10 +111,12 @@ class CaseAttachment(UUIDPrimaryKey, Base):
     author: Mapped[str] = mapped_column(String(16))
     staff_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
     uploaded_on: Mapped[date]
-    size_bytes: Mapped[int]
+    # Bytes of ciphertext, which a dump shows anyway; the exact size is in the sealed
+    # metadata, and the padded last chunk keeps it from showing through.
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)
     chunk_bytes: Mapped[int]
     chunk_count: Mapped[int]
-    # Filename and media type, sealed like the content.
+    # Filename, media type and exact size, sealed like the content.
     sealed_meta: Mapped[bytes] = mapped_column(LargeBinary)
 
 

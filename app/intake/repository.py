@@ -54,14 +54,17 @@ class IntakeRepository:
         self.session.add_all(keys)
         await self.session.flush()
 
-    async def forget_old_replays(self, received_before: date) -> None:
-        """Idempotent-retry data is kept for retries only: from the day after tomorrow, a
-        stolen database plus a client's leaked key should not give a receipt back."""
-        await self.session.execute(
-            update(Case)
-            .where(Case.idempotency_digest.is_not(None), Case.received_on < received_before)
-            .values(idempotency_digest=None, sealed_replay=None)
-        )
+    async def forget_retry_data(self, received_before: date) -> None:
+        """Idempotent-retry data and challenge digests are needed only while a retry or a
+        challenge can still arrive (at most a day). After that, a stolen database plus a
+        client's leaked key must not give a receipt back, and a challenge someone logged
+        in transit must not be matched to its case."""
+        for column, extra in ((Case.idempotency_digest, {"sealed_replay": None}), (Case.pow_digest, {})):
+            await self.session.execute(
+                update(Case)
+                .where(column.is_not(None), Case.received_on < received_before)
+                .values({column.key: None, **extra})
+            )
 
     async def budget_used(self, kind: str, window_start: datetime) -> int:
         used = await self.session.scalar(
@@ -85,6 +88,13 @@ class IntakeRepository:
                 delete(IntakeBudget).where(IntakeBudget.kind == kind, IntakeBudget.window_start < window_start)
             )
         return used
+
+    async def refund_budget(self, kind: str, window_start: datetime) -> None:
+        await self.session.execute(
+            update(IntakeBudget)
+            .where(IntakeBudget.kind == kind, IntakeBudget.window_start == window_start, IntakeBudget.used > 0)
+            .values(used=IntakeBudget.used - 1)
+        )
 
     async def reporter_key(self, case_id: uuid.UUID) -> CaseKey | None:
         return await self.session.scalar(
@@ -126,7 +136,7 @@ class IntakeRepository:
     async def attachment_usage(self, case_id: uuid.UUID) -> tuple[int, int]:
         count, total = (
             await self.session.execute(
-                select(func.count(), func.coalesce(func.sum(CaseAttachment.size_bytes), 0)).where(
+                select(func.count(), func.coalesce(func.sum(CaseAttachment.stored_bytes), 0)).where(
                     CaseAttachment.case_id == case_id
                 )
             )

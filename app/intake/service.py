@@ -217,7 +217,7 @@ class IntakeService:
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.") from None
             raise
         await self.repository.spend_budget(SUBMISSIONS, window_start(now, self.intake.budget_window_seconds))
-        await self.repository.forget_old_replays(received_on - timedelta(days=1))
+        await self.repository.forget_retry_data(received_on - timedelta(days=1))
         return Submitted(receipt=receipt, received_on=received_on, replayed=False)
 
     def _verify_work(self, submission: ReportSubmission, now: datetime) -> bytes | None:

@@ -89,26 +89,29 @@ class ReporterService:
     # --- sessions --------------------------------------------------------------------
 
     async def open_session(self, receipt: str, now: datetime) -> OpenedSession:
+        """Like a staff login: a hashing slot first (a busy service answers 503 and counts
+        nothing); then the attempt is counted as a failure in a transaction of its own that
+        commits at once, so parallel guesses all count before any is evaluated; a receipt
+        that opens a case takes its count back."""
         digits = parse_receipt(receipt)  # a typo costs nothing and counts as nothing
         window = window_start(now, self.intake.budget_window_seconds)
-        async with self.sessionmaker() as session:
-            checks = IntakeRepository(session)
-            salt = await self.receipt_salt.get(checks)
-            failures = await checks.budget_used(RECEIPT_FAILURES, window)
-        if failures >= self.intake.receipt_failures_per_window:
-            window_end = window + timedelta(seconds=self.intake.budget_window_seconds)
-            raise TooManyAttempts(
-                "Too many wrong receipts were tried on this service recently; receipt "
-                "logins pause until the current window ends.",
-                retry_after_seconds=max(1, math.ceil((window_end - now).total_seconds())),
-            )
-        secrets: ReceiptSecrets = await self.receipt_cpu.run(derive_receipt_secrets, digits, salt)
+        async with self.receipt_cpu.slot() as run_in_slot:
+            async with self.sessionmaker() as session, session.begin():
+                reservation = IntakeRepository(session)
+                salt = await self.receipt_salt.get(reservation)
+                attempts = await reservation.spend_budget(RECEIPT_FAILURES, window)
+            if attempts > self.intake.receipt_failures_per_window:
+                window_end = window + timedelta(seconds=self.intake.budget_window_seconds)
+                raise TooManyAttempts(
+                    "Too many wrong receipts were tried on this service recently; receipt "
+                    "logins pause until the current window ends.",
+                    retry_after_seconds=max(1, math.ceil((window_end - now).total_seconds())),
+                )
+            secrets: ReceiptSecrets = await run_in_slot(derive_receipt_secrets, digits, salt)
         case = await self.repository.case_by_receipt_tag(secrets.lookup_tag)
         if case is None:
-            # Counted in a transaction of its own: the refusal below rolls the request back.
-            async with self.sessionmaker() as session, session.begin():
-                await IntakeRepository(session).spend_budget(RECEIPT_FAILURES, window)
             raise InvalidReceipt("No report has this receipt.")
+        await self.repository.refund_budget(RECEIPT_FAILURES, window)
         expires_at = now + timedelta(minutes=self.intake.reporter_session_minutes)
         return OpenedSession(self.codec.issue(case.id, secrets.master, expires_at), expires_at)
 
@@ -191,7 +194,7 @@ class ReporterService:
             case_id=case.id,
             author="reporter",
             uploaded_on=now.date(),
-            size_bytes=0,
+            stored_bytes=0,
             chunk_bytes=limits.chunk_bytes,
             chunk_count=1,
             sealed_meta=b"",
@@ -201,10 +204,10 @@ class ReporterService:
         pending = bytearray()  # the first bytes, held until the type has been checked
         media_type: str | None = None
         filename = "attachment"
-        chunk_index = 0
+        chunk_index = stored_bytes = 0
 
         async def store(data: bytes, sealed_chunks: list[bytes] | None = None) -> None:
-            nonlocal chunk_index
+            nonlocal chunk_index, stored_bytes
             if sealer.size + len(data) > room:
                 raise AttachmentTooLarge(
                     f"The file is larger than the {room} bytes this report may still take.", limit=room
@@ -212,6 +215,7 @@ class ReporterService:
             for sealed in sealer.feed(data) if sealed_chunks is None else sealed_chunks:
                 await self.repository.add_chunk(attachment.id, chunk_index, sealed)
                 chunk_index += 1
+                stored_bytes += len(sealed)
 
         async def begin() -> None:
             nonlocal media_type, checked
@@ -241,11 +245,13 @@ class ReporterService:
         if not checked:
             await begin()  # a file shorter than the sniffing window
         await store(b"", [sealer.finish()])
-        attachment.size_bytes = sealer.size
+        attachment.stored_bytes = stored_bytes
         attachment.chunk_count = chunk_index
         attachment.sealed_meta = crypto.seal(
             context.content_key,
-            json.dumps({"filename": filename, "media_type": media_type}, ensure_ascii=False).encode(),
+            json.dumps(
+                {"filename": filename, "media_type": media_type, "size_bytes": sealer.size}, ensure_ascii=False
+            ).encode(),
             purpose=crypto.PURPOSE_ATTACHMENT_META,
             case_id=case.id,
             item_id=attachment.id,
@@ -302,5 +308,5 @@ def attachment_info(content_key: bytes, attachment: CaseAttachment) -> Attachmen
         )
     )
     return AttachmentInfo(
-        attachment.id, meta["filename"], meta["media_type"], attachment.size_bytes, attachment.uploaded_on, attachment.author
+        attachment.id, meta["filename"], meta["media_type"], meta["size_bytes"], attachment.uploaded_on, attachment.author
     )

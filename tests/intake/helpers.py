@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
 from app.domain import pow
+from app.main import create_app
 
 
 def report_body(marker: str = "", **overrides: Any) -> dict[str, Any]:
@@ -60,3 +63,11 @@ async def reporter_headers(client: httpx.AsyncClient, receipt: str) -> dict[str,
 
 def idempotency_key() -> str:
     return secrets.token_urlsafe(24)
+
+
+@asynccontextmanager
+async def client_for(settings: Any, sessionmaker: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app built with settings a test changed, in the test's transaction."""
+    app = create_app(settings, sessionmaker=sessionmaker)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        yield client

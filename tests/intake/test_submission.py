@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.cases.models import Case, CaseKey
@@ -19,10 +19,9 @@ from app.domain.crypto import PrivateKey
 from app.domain.receipts import parse_receipt
 from app.domain.staff import Role
 from app.intake.models import IntakeBudget
-from app.main import create_app
 from app.settings import Settings
 from tests.conftest import TEST_POW_DIFFICULTY, TEST_SECRET_KEY
-from tests.intake.helpers import idempotency_key, report_body, solved_pow, submit, submit_ok
+from tests.intake.helpers import client_for, idempotency_key, report_body, solved_pow, submit, submit_ok
 
 PROBLEM = "application/problem+json"
 
@@ -114,8 +113,7 @@ async def test_a_channel_can_be_routed_to_named_officers_only(
 ) -> None:
     chosen, other = await staff.create(Role.TRIAGE), await staff.create(Role.TRIAGE)
     settings.intake.channel_recipients = {"employee": [chosen.username]}
-    app = create_app(settings, sessionmaker=sessionmaker)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_for(settings, sessionmaker) as client:
         for user in (chosen, other):
             token = (await client.post("/api/v1/auth/token", data={"username": user.username, "password": "correct horse battery staple"})).json()["access_token"]
             await client.put(
@@ -302,8 +300,7 @@ async def test_with_no_one_to_seal_to_nothing_is_accepted(
     settings: Settings, sessionmaker, db_connection: AsyncConnection
 ) -> None:
     settings = settings.model_copy(update={"environment": "development", "recovery_public_key": None})
-    app = create_app(settings, sessionmaker=sessionmaker)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_for(settings, sessionmaker) as client:
         response = await submit(client)
     assert response.status_code == 503 and response.json()["type"].endswith("intake-not-configured")
     assert await case_count(db_connection) == 0
@@ -311,8 +308,7 @@ async def test_with_no_one_to_seal_to_nothing_is_accepted(
 
 async def test_difficulty_zero_needs_no_proof_of_work(settings: Settings, sessionmaker) -> None:
     settings = settings.model_copy(update={"environment": "development", "pow_difficulty": 0})
-    app = create_app(settings, sessionmaker=sessionmaker)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_for(settings, sessionmaker) as client:
         assert (await client.get("/api/v1/intake/form")).json()["proof_of_work"]["enabled"] is False
         assert (await submit(client, with_pow=False)).status_code == 201
 
@@ -321,8 +317,7 @@ async def test_difficulty_rises_when_the_shared_budget_is_spent(
     settings: Settings, sessionmaker, db_connection: AsyncConnection
 ) -> None:
     settings.intake.submissions_per_window = 2
-    app = create_app(settings, sessionmaker=sessionmaker)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with client_for(settings, sessionmaker) as client:
         difficulties = []
         for _ in range(4):
             difficulties.append((await client.post("/api/v1/intake/challenges")).json()["difficulty"])
@@ -343,3 +338,17 @@ async def test_a_staff_public_key_must_be_a_real_key(client: httpx.AsyncClient, 
     response = await client.put("/api/v1/users/me/public-key", json={"public_key": "x"})
     assert response.status_code == 401
     assert json.loads(response.text)["status"] == 401
+
+
+async def test_retry_data_and_challenge_digests_are_forgotten_after_a_day(
+    client: httpx.AsyncClient, db_connection: AsyncConnection
+) -> None:
+    await submit_ok(client, headers={"Idempotency-Key": idempotency_key()})
+    await db_connection.execute(update(Case).values(received_on=Case.received_on - timedelta(days=2)))
+    await submit_ok(client, headers={"Idempotency-Key": idempotency_key()})
+    rows = (await db_connection.execute(
+        select(Case.received_on, Case.idempotency_digest, Case.sealed_replay, Case.pow_digest).order_by(Case.received_on)
+    )).all()
+    old, new = rows
+    assert old[1:] == (None, None, None)
+    assert all(value is not None for value in new[1:])
