@@ -83,11 +83,13 @@ class IntakeSettings(BaseModel):
     challenge_ttl_seconds: int = Field(600, ge=30, le=24 * 3600)
     # Shared by all replicas (counted in PostgreSQL): past this many submissions in a
     # window, each new challenge asks for one more bit of work per doubling.
-    budget_window_seconds: int = Field(600, ge=60, le=24 * 3600)
-    submissions_per_window: int = Field(500, ge=1)
+    # At least an hour, like log timestamps: a budget row dates the activity it counts to
+    # its window.
+    budget_window_seconds: int = Field(3600, ge=3600, le=24 * 3600)
+    submissions_per_window: int = Field(3000, ge=1)
     max_extra_difficulty_bits: int = Field(6, ge=0, le=12)
     # Wrong receipts allowed across all replicas per window before receipt logins pause.
-    receipt_failures_per_window: int = Field(200, ge=1)
+    receipt_failures_per_window: int = Field(1200, ge=1)
     reporter_session_minutes: int = Field(60, ge=5, le=24 * 60)
     # Receipt hashing (Argon2id, 64 MiB) gets its own budget so a staff-login flood cannot
     # starve intake, nor the reverse.

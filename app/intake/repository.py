@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import BigInteger, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,6 +95,12 @@ class IntakeRepository:
             .where(IntakeBudget.kind == kind, IntakeBudget.window_start == window_start, IntakeBudget.used > 0)
             .values(used=IntakeBudget.used - 1)
         )
+        # An emptied row would still say that someone logged in during this window.
+        await self.session.execute(
+            delete(IntakeBudget).where(
+                IntakeBudget.kind == kind, IntakeBudget.window_start == window_start, IntakeBudget.used <= 0
+            )
+        )
 
     async def reporter_key(self, case_id: uuid.UUID) -> CaseKey | None:
         return await self.session.scalar(
@@ -136,12 +142,14 @@ class IntakeRepository:
     async def attachment_usage(self, case_id: uuid.UUID) -> tuple[int, int]:
         count, total = (
             await self.session.execute(
-                select(func.count(), func.coalesce(func.sum(CaseAttachment.stored_bytes), 0)).where(
+                select(
+                    func.count(), cast(func.coalesce(func.sum(CaseAttachment.stored_bytes), 0), BigInteger)
+                ).where(
                     CaseAttachment.case_id == case_id
                 )
             )
         ).one()
-        return count, total
+        return int(count), int(total)
 
     async def add_chunk(self, attachment_id: uuid.UUID, index: int, sealed: bytes) -> None:
         await self.session.execute(

@@ -27,7 +27,9 @@ class StaffUser(UUIDPrimaryKey, Timestamps, Base):
     # The public half of the key pair the staff member made on their own machine; the
     # private half never reaches the server.
     public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
-    public_key_fingerprint: Mapped[str | None] = mapped_column(String(39))
+    # Unique: an officer registering a colleague's public key would otherwise take that
+    # colleague's place among a case's recipients.
+    public_key_fingerprint: Mapped[str | None] = mapped_column(String(39), unique=True)
     public_key_registered_at: Mapped[datetime | None]
 
     @property

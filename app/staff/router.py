@@ -52,7 +52,7 @@ async def me(user: CurrentStaff) -> StaffUserOut:
 @router.put(
     "/users/me/public-key",
     response_model=PublicKeyOut,
-    responses=problem_responses(401, 422),
+    responses=problem_responses(401, 409, 422),
     summary="Register the public half of the caller's key pair (made with `cleanwindow keys generate`)",
 )
 async def register_public_key(body: PublicKeyIn, user: CurrentStaff, service: StaffServiceDep) -> PublicKeyOut:

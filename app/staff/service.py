@@ -248,10 +248,16 @@ class StaffService:
         """Replace the caller's public key. Cases sealed to an earlier key stay sealed to
         it: the staff member keeps the old private key file to read them."""
         public_key = PublicKey.from_text(public_key_text)
+        if user.public_key_fingerprint == public_key.fingerprint:
+            return public_key
         user.public_key = public_key.raw
         user.public_key_fingerprint = public_key.fingerprint
         user.public_key_registered_at = now
-        await self.session.flush()
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError:
+            raise Conflict("This public key is registered to another account; make a key pair of your own.") from None
         return public_key
 
     async def users(self) -> Sequence[StaffUser]:

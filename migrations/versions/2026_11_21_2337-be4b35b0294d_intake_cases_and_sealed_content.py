@@ -120,6 +120,7 @@ def upgrade() -> None:
     op.add_column('staff_users', sa.Column('public_key', sa.LargeBinary(), nullable=True))
     op.add_column('staff_users', sa.Column('public_key_fingerprint', sa.String(length=39), nullable=True))
     op.add_column('staff_users', sa.Column('public_key_registered_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_unique_constraint(op.f('uq_staff_users_public_key_fingerprint'), 'staff_users', ['public_key_fingerprint'])
     # 128 random bits from PostgreSQL itself, so every installation gets its own salt.
     op.execute(
         "INSERT INTO installation (id, receipt_salt) VALUES "
@@ -128,6 +129,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_constraint(op.f('uq_staff_users_public_key_fingerprint'), 'staff_users', type_='unique')
     op.drop_column('staff_users', 'public_key_registered_at')
     op.drop_column('staff_users', 'public_key_fingerprint')
     op.drop_column('staff_users', 'public_key')

@@ -352,3 +352,13 @@ async def test_retry_data_and_challenge_digests_are_forgotten_after_a_day(
     old, new = rows
     assert old[1:] == (None, None, None)
     assert all(value is not None for value in new[1:])
+
+
+async def test_a_colleagues_public_key_cannot_be_registered(client: httpx.AsyncClient, staff) -> None:
+    key = PrivateKey.generate().public_key.to_text()
+    first, second = await staff.headers_for(Role.TRIAGE), await staff.headers_for(Role.TRIAGE)
+    assert (await client.put("/api/v1/users/me/public-key", json={"public_key": key}, headers=first)).status_code == 200
+    assert (await client.put("/api/v1/users/me/public-key", json={"public_key": key}, headers=first)).status_code == 200
+    taken = await client.put("/api/v1/users/me/public-key", json={"public_key": key}, headers=second)
+    assert taken.status_code == 409 and taken.headers["content-type"] == PROBLEM
+    assert (await client.get("/api/v1/users/me", headers=second)).json()["public_key_fingerprint"] is None

@@ -272,3 +272,26 @@ async def test_an_unknown_attachment_is_a_404(client: httpx.AsyncClient, mailbox
     _, headers = mailbox
     response = await client.get(f"/api/v1/reporter/attachments/{uuid.uuid4()}", headers=headers)
     assert response.status_code == 404 and response.headers["content-type"] == PROBLEM
+
+
+async def test_the_per_report_total_is_a_413_not_a_server_error(
+    settings: Settings, sessionmaker, db_connection: AsyncConnection
+) -> None:
+    limits = settings.intake.attachments
+    limits.max_bytes, limits.max_total_bytes_per_case = 64 * 1024, 80 * 1024
+    async with client_for(settings, sessionmaker) as client:
+        headers = await reporter_headers(client, await submit_ok(client))
+        files = lambda size: {"file": ("f.pdf", b"%PDF-" + b"x" * size, "application/pdf")}  # noqa: E731
+        first = await client.post("/api/v1/reporter/attachments", files=files(50_000), headers=headers)
+        second = await client.post("/api/v1/reporter/attachments", files=files(50_000), headers=headers)
+    assert first.status_code == 201
+    assert second.status_code == 413 and second.json()["type"].endswith("attachment-too-large")
+    assert second.json()["limit"] < 80 * 1024 - 50_000
+    assert await count(db_connection, CaseAttachment) == 1
+
+
+async def test_a_successful_receipt_login_leaves_no_budget_row(
+    client: httpx.AsyncClient, db_connection: AsyncConnection, mailbox
+) -> None:
+    kinds = (await db_connection.execute(select(IntakeBudget.kind))).scalars().all()
+    assert kinds == ["submissions"]
