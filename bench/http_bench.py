@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/http_bench.py                 # starts its own server (embedded PostgreSQL)
     .venv/bin/python bench/http_bench.py --repeats 7 --concurrency 16
+    .venv/bin/python bench/http_bench.py --scenarios submit   # healthz (the baseline) always runs
 
 Each scenario runs `--repeats` times, interleaved round-robin with the others so that the
 noise of a shared machine falls on all of them alike; the table quotes the median over
@@ -9,6 +10,14 @@ the runs of each run's throughput and latency percentiles. `healthz` (no databas
 baseline measured in the same run: compare the others against it, not against numbers
 from another day. The load generator shares the machine with the server, so absolute
 figures are a floor, not a capacity plan.
+
+`submit` posts anonymous reports (`POST /api/v1/reports`): one Argon2id evaluation each
+inside the receipt-hashing budget, plus HPKE sealing. Its proof of work is client work,
+so before each run (untimed) the bench asks for one challenge per submission and solves
+it; only the posts are timed. The bench's own server runs with POW_DIFFICULTY=8
+(`--pow-difficulty`); the difficulty the challenges carried is printed with the table.
+With `--url`, `submit` runs only when named in `--scenarios`, since it files real
+(if obviously fake) reports in that server's database, at whatever difficulty it asks.
 """
 
 from __future__ import annotations
@@ -26,16 +35,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
+from app.domain import pow
+
 PASSWORD = "benchmark passphrase " + secrets.token_hex(4)
 USERNAME = "bench-" + secrets.token_hex(3)
+
+
+Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+BASELINE = "healthz"
+SCENARIO_KEYS = ("healthz", "readyz", "users-me", "login", "submit")
+# Solving takes ~0.1 s at 16 bits and doubles with each bit (pure-Python reference
+# solver); past this the bench would not finish in reasonable time, so it refuses.
+MAX_SOLVED_BITS = 20
 
 
 @dataclass
@@ -44,6 +65,25 @@ class RunResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    # What the errors were: unexpected status codes, or the transport error's class name.
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    # submit only: the proof-of-work difficulties (bits) of the challenges this run solved.
+    pow_difficulties: list[int] | None = None
+
+
+@dataclass
+class Prepared:
+    send: Send
+    pow_difficulties: list[int] | None = None
+
+
+@dataclass
+class Scenario:
+    label: str
+    total: int
+    expected_status: int
+    # Called with the run's request count before each run, outside the timed region.
+    prepare: Callable[[int], Awaitable[Prepared]]
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -70,10 +110,25 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_server(python: str):
+def own_server(python: str, pow_difficulty: int):
     """A `cleanwindow serve` on a throwaway embedded PostgreSQL (or DATABASE_URL if set)."""
     with tempfile.TemporaryDirectory(prefix="cw-bench-") as data_dir:
-        env = {**os.environ, "CLEANWINDOW_DATA_DIR": data_dir, "CLEANWINDOW_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "CLEANWINDOW_DATA_DIR": data_dir,
+            "CLEANWINDOW_LOG_LEVEL": "WARNING",
+            # Development mode, whatever the caller's environment says: it accepts any
+            # POW_DIFFICULTY >= 0 and, when RECOVERY_PUBLIC_KEY is unset, seals reports to
+            # a recovery key it generates in the throwaway data folder.
+            "CLEANWINDOW_ENV": "development",
+            "POW_DIFFICULTY": str(pow_difficulty),
+            # The submission budget is shared through PostgreSQL: past this many
+            # submissions in a window, every new challenge asks for more bits. Far above
+            # what a bench run submits, so the difficulty stays at POW_DIFFICULTY
+            # throughout and runs measure the server, not a rising client-side cost.
+            "CLEANWINDOW_INTAKE__SUBMISSIONS_PER_WINDOW": str(10**9),
+        }
+        env.pop("CLEANWINDOW_ENVIRONMENT", None)  # the other name for CLEANWINDOW_ENV
         port = free_port()
         log = open(Path(data_dir) / "serve.log", "w")
         process = subprocess.Popen(
@@ -111,24 +166,23 @@ def own_server(python: str):
 
 
 async def run_once(
-    client: httpx.AsyncClient, send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]],
-    total: int, concurrency: int, expected_status: int,
+    client: httpx.AsyncClient, send: Send, total: int, concurrency: int, expected_status: int,
 ) -> RunResult:
     latencies: list[float] = []
-    errors = 0
+    error_kinds: Counter[str] = Counter()
     remaining = total
 
     async def worker() -> None:
-        nonlocal remaining, errors
+        nonlocal remaining
         while remaining > 0:
             remaining -= 1
             started = time.perf_counter()
             try:
                 response = await send(client)
                 if response.status_code != expected_status:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
+                    error_kinds[str(response.status_code)] += 1
+            except httpx.HTTPError as error:
+                error_kinds[type(error).__name__] += 1
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -139,61 +193,181 @@ async def run_once(
         requests_per_second=len(latencies) / elapsed,
         p50_ms=percentile(latencies, 0.50) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
-        errors=errors,
+        errors=sum(error_kinds.values()),
+        error_kinds=dict(error_kinds),
     )
 
 
-async def benchmark(base_url: str, args: argparse.Namespace) -> dict[str, list[RunResult]]:
+def fixed(send: Send) -> Callable[[int], Awaitable[Prepared]]:
+    async def prepare(count: int) -> Prepared:
+        return Prepared(send)
+
+    return prepare
+
+
+async def report_template(client: httpx.AsyncClient) -> dict[str, object]:
+    """A plausible report built from the server's own form, so that `--url` works with
+    any configured catalogue; marked as a benchmark in case anyone ever reads it."""
+    form = await client.get("/api/v1/intake/form")
+    form.raise_for_status()
+    options = form.json()
+    body: dict[str, object] = {
+        "channel": options["channels"][0]["code"],
+        "category": options["categories"][0]["code"],
+        "language": "ko",
+        "content": {
+            "summary": "벤치마크 제보 (실제 제보 아님) / benchmark report, not a real report",
+            "details": "The permit officer asked for an envelope before signing. "
+                       "Written by bench/http_bench.py to measure intake.",
+            "where": "Building permits desk, 3rd floor",
+        },
+    }
+    if options["org_units"]:
+        body["org_unit"] = options["org_units"][0]["code"]
+    return body
+
+
+async def benchmark(base_url: str, args: argparse.Namespace) -> dict[str, tuple[str, list[RunResult]]]:
+    """Runs the selected scenarios; returns scenario key -> (label, runs)."""
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
-        login = await client.post("/api/v1/auth/token", data={"username": args.username, "password": args.password})
-        login.raise_for_status()
-        auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
-
-        # One account per worker: attempts on one account in flight at once count as
-        # failures until they succeed (so parallel guesses all count), and more than the
-        # free attempts at once would lock it by design.
-        accounts = [f"bench-login-{secrets.token_hex(3)}-{n}" for n in range(args.concurrency)]
-        for account in accounts:
-            created = await client.post(
-                "/api/v1/users", headers=auth, json={"username": account, "role": "triage", "password": args.password}
-            )
-            created.raise_for_status()
-        rotation = iter(range(10**9))
-
-        def login_many(c: httpx.AsyncClient) -> Awaitable[httpx.Response]:
-            account = accounts[next(rotation) % len(accounts)]
-            return c.post("/api/v1/auth/token", data={"username": account, "password": args.password})
-
-        scenarios = {
-            "healthz (baseline, no database)": (lambda c: c.get("/healthz"), args.requests, 200),
-            "readyz (one query)": (lambda c: c.get("/readyz"), args.requests, 200),
-            "users/me (token lookup)": (lambda c: c.get("/api/v1/users/me", headers=auth), args.requests, 200),
-            "auth/token, many accounts (Argon2id)": (login_many, args.login_requests, 200),
+        scenarios: dict[str, Scenario] = {
+            "healthz": Scenario("healthz (baseline, no database)", args.requests, 200,
+                                fixed(lambda c: c.get("/healthz"))),
+            "readyz": Scenario("readyz (one query)", args.requests, 200, fixed(lambda c: c.get("/readyz"))),
         }
-        results: dict[str, list[RunResult]] = {name: [] for name in scenarios}
-        for send, total, expected in scenarios.values():  # warm-up, not recorded
-            await run_once(client, send, min(total, 20), args.concurrency, expected)
+        if {"users-me", "login"} & set(args.scenarios):
+            login = await client.post(
+                "/api/v1/auth/token", data={"username": args.username, "password": args.password}
+            )
+            login.raise_for_status()
+            auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            scenarios["users-me"] = Scenario(
+                "users/me (token lookup)", args.requests, 200,
+                fixed(lambda c: c.get("/api/v1/users/me", headers=auth)),
+            )
+        if "login" in args.scenarios:
+            # One account per worker: attempts on one account in flight at once count as
+            # failures until they succeed (so parallel guesses all count), and more than the
+            # free attempts at once would lock it by design.
+            accounts = [f"bench-login-{secrets.token_hex(3)}-{n}" for n in range(args.concurrency)]
+            for account in accounts:
+                created = await client.post(
+                    "/api/v1/users", headers=auth,
+                    json={"username": account, "role": "triage", "password": args.password},
+                )
+                created.raise_for_status()
+            rotation = iter(range(10**9))
+
+            def login_many(c: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+                account = accounts[next(rotation) % len(accounts)]
+                return c.post("/api/v1/auth/token", data={"username": account, "password": args.password})
+
+            scenarios["login"] = Scenario(
+                "auth/token, many accounts (Argon2id)", args.login_requests, 200, fixed(login_many)
+            )
+        if "submit" in args.scenarios:
+            template = await report_template(client)
+
+            async def prepare_submissions(count: int) -> Prepared:
+                # Client work, outside the timed region: one fresh challenge per submission
+                # (each is single-use), solved here. Challenges live 600 s by default; a
+                # run posts them within seconds of asking.
+                bodies = []
+                difficulties = set()
+                for _ in range(count):
+                    issued = await client.post("/api/v1/intake/challenges")
+                    issued.raise_for_status()
+                    challenge = issued.json()
+                    if challenge["difficulty"] > MAX_SOLVED_BITS:
+                        raise SystemExit(
+                            f"the server asks for {challenge['difficulty']} bits of proof of work; the bench "
+                            f"solves at most {MAX_SOLVED_BITS} (run that server with a lower POW_DIFFICULTY)"
+                        )
+                    difficulties.add(challenge["difficulty"])
+                    nonce = pow.solve(challenge["challenge"], challenge["difficulty"])
+                    body = {**template, "pow": {"challenge": challenge["challenge"], "nonce": nonce}}
+                    bodies.append(json.dumps(body, ensure_ascii=False).encode())
+                queue = iter(bodies)
+
+                def submit(c: httpx.AsyncClient) -> Awaitable[httpx.Response]:
+                    return c.post("/api/v1/reports", content=next(queue),
+                                  headers={"Content-Type": "application/json"})
+
+                return Prepared(submit, sorted(difficulties))
+
+            scenarios["submit"] = Scenario(
+                "submit: POST /reports (Argon2id + HPKE)", args.submit_requests, 201, prepare_submissions
+            )
+        scenarios = {key: scenarios[key] for key in SCENARIO_KEYS if key in args.scenarios}
+
+        results: dict[str, tuple[str, list[RunResult]]] = {
+            key: (scenario.label, []) for key, scenario in scenarios.items()
+        }
+        for scenario in scenarios.values():  # warm-up, not recorded
+            warm_up = min(scenario.total, 20)
+            prepared = await scenario.prepare(warm_up)
+            await run_once(client, prepared.send, warm_up, args.concurrency, scenario.expected_status)
         for _ in range(args.repeats):
-            for name, (send, total, expected) in scenarios.items():
-                results[name].append(await run_once(client, send, total, args.concurrency, expected))
+            for key, scenario in scenarios.items():
+                prepared = await scenario.prepare(scenario.total)  # untimed
+                result = await run_once(
+                    client, prepared.send, scenario.total, args.concurrency, scenario.expected_status
+                )
+                result.pow_difficulties = prepared.pow_difficulties
+                results[key][1].append(result)
         return results
 
 
-def report(results: dict[str, list[RunResult]], args: argparse.Namespace) -> str:
+def report(results: dict[str, tuple[str, list[RunResult]]], args: argparse.Namespace) -> str:
+    sizes = {"healthz": args.requests, "readyz": args.requests, "users-me": args.requests,
+             "login": args.login_requests, "submit": args.submit_requests}
+    per_run = ", ".join(f"{key} {sizes[key]}" for key in results)
     lines = [
         f"concurrency {args.concurrency}, {args.repeats} interleaved runs per scenario; medians over runs",
-        "",
-        "| scenario | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|",
+        f"requests per run: {per_run}; vs. baseline = median over runs of requests/s divided by "
+        f"{BASELINE}'s in the same round; errors = all answers other than the expected status, summed over runs",
     ]
-    for name, runs in results.items():
+    if "submit" in results:
+        difficulties = sorted({bits for run in results["submit"][1] for bits in run.pow_difficulties or []})
+        server = (
+            "the server's own POW_DIFFICULTY and submission budget" if args.url
+            else f"server POW_DIFFICULTY={args.pow_difficulty}, submission budget raised so it cannot add bits"
+        )
+        shown = (
+            f"{difficulties[0]} bits in every run" if len(difficulties) == 1
+            else f"VARIED between runs: {', '.join(map(str, difficulties))} bits"
+        )
         lines.append(
-            f"| {name} | {statistics.median(r.requests_per_second for r in runs):.0f} "
+            f"submit: proof-of-work difficulty {shown} ({server}); challenges fetched and solved "
+            f"before each run, outside the timed region"
+        )
+    lines += [
+        "",
+        "| scenario | requests/s | p50 ms | p99 ms | vs. baseline | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    baseline_runs = results[BASELINE][1]
+    details = []
+    for key, (label, runs) in results.items():
+        ratio = statistics.median(
+            run.requests_per_second / base.requests_per_second for run, base in zip(runs, baseline_runs)
+        )
+        rate = statistics.median(r.requests_per_second for r in runs)
+        lines.append(
+            f"| {label} | {rate:.{0 if rate >= 100 else 1}f} "
             f"| {statistics.median(r.p50_ms for r in runs):.1f} "
             f"| {statistics.median(r.p99_ms for r in runs):.1f} "
+            f"| {ratio:.{2 if ratio >= 0.1 else 3}f} "
             f"| {sum(r.errors for r in runs)} |"
         )
+        kinds: Counter[str] = Counter()
+        for run in runs:
+            kinds.update(run.error_kinds)
+        if kinds:
+            details.append(f"errors in {key}: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items())))
+    if details:
+        lines += [""] + details
     return "\n".join(lines)
 
 
@@ -204,26 +378,51 @@ def main() -> None:
     parser.add_argument("--password", help="with --url: its password")
     parser.add_argument("--requests", type=int, default=400, help="requests per run (default 400)")
     parser.add_argument("--login-requests", type=int, default=40, help="logins per run (default 40)")
+    parser.add_argument("--submit-requests", type=int, default=40, help="report submissions per run (default 40)")
+    parser.add_argument("--pow-difficulty", type=int,
+                        help="POW_DIFFICULTY of the bench's own server (default 8; not with --url)")
+    parser.add_argument(
+        "--scenarios", type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        help=f"comma-separated subset of {','.join(SCENARIO_KEYS)} (default: all; with --url, all but "
+             f"submit); {BASELINE}, the baseline, always runs",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write raw per-run results here")
     args = parser.parse_args()
     if not 1 <= args.requests <= 100_000 or not 1 <= args.repeats <= 50:
         raise SystemExit("keep --requests within 1..100000 and --repeats within 1..50")
+    if not 1 <= args.login_requests <= 10_000 or not 1 <= args.submit_requests <= 10_000:
+        raise SystemExit("keep --login-requests and --submit-requests within 1..10000")
+    if not 1 <= args.concurrency <= 256:
+        raise SystemExit("keep --concurrency within 1..256")
+    if args.url and args.pow_difficulty is not None:
+        raise SystemExit("--pow-difficulty sets the bench's own server; with --url the server's own applies")
+    if args.pow_difficulty is None:
+        args.pow_difficulty = 8
+    if not 0 <= args.pow_difficulty <= MAX_SOLVED_BITS:
+        raise SystemExit(f"keep --pow-difficulty within 0..{MAX_SOLVED_BITS}: solving is client work, not measured")
+    if args.scenarios is None:
+        args.scenarios = [key for key in SCENARIO_KEYS if not (args.url and key == "submit")]
+    unknown = sorted(set(args.scenarios) - set(SCENARIO_KEYS))
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIO_KEYS)}")
+    args.scenarios = [BASELINE, *(key for key in args.scenarios if key != BASELINE)]
 
     if args.url:
         refuse_non_loopback(args.url)
-        if not (args.username and args.password):
-            raise SystemExit("--url needs --username and --password of an admin account")
+        if {"users-me", "login"} & set(args.scenarios) and not (args.username and args.password):
+            raise SystemExit("--url needs --username and --password of an admin account for users-me and login")
         results = asyncio.run(benchmark(args.url.rstrip("/"), args))
     else:
         args.username, args.password = USERNAME, PASSWORD
-        with own_server(sys.executable) as base_url:
+        with own_server(sys.executable, args.pow_difficulty) as base_url:
             results = asyncio.run(benchmark(base_url, args))
 
     print(report(results, args))
     if args.json:
-        args.json.write_text(json.dumps({k: [vars(r) for r in v] for k, v in results.items()}, indent=2))
+        raw = {label: [vars(r) for r in runs] for label, runs in results.values()}
+        args.json.write_text(json.dumps(raw, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
