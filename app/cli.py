@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -243,7 +244,9 @@ def users_create(
     """Create a staff account; the password is read from standard input."""
     password = read_new_password()
     settings = load_settings()
-    user = with_staff_service(settings, lambda service: service.create_user(username, role, password))
+    user = with_staff_service(
+        settings, lambda service: service.create_user(username, role, password, actor=None, now=datetime.now(UTC))
+    )
     typer.echo(f"created {role.value} account {user.username!r}")
 
 
@@ -251,7 +254,7 @@ def users_create(
 def users_unlock(username: str = typer.Argument(..., help="The locked account.")) -> None:
     """Lift a login lock at once and forget the failed attempts."""
     settings = load_settings()
-    user = with_staff_service(settings, lambda service: service.unlock(username))
+    user = with_staff_service(settings, lambda service: service.unlock(username, actor=None, now=datetime.now(UTC)))
     typer.echo(f"unlocked {user.username!r}")
 
 

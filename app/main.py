@@ -18,6 +18,8 @@ from app.platform.middleware import (
 )
 from app.platform.problems import install_problem_handlers
 from app.settings import Settings
+from app.audit import router as audit
+from app.cases import router as cases
 from app.intake import router as intake
 from app.intake.service import ReceiptSalt
 from app.reporter import router as reporter
@@ -88,4 +90,6 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
     app.include_router(staff.router)
     app.include_router(intake.router)
     app.include_router(reporter.router)
+    app.include_router(cases.router)
+    app.include_router(audit.router)
     return app

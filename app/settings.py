@@ -96,6 +96,8 @@ class IntakeSettings(BaseModel):
     max_concurrent_receipt_hashes: int = Field(default_factory=default_slots, ge=1, le=64)
     receipt_hash_queue_seconds: float = Field(10.0, gt=0, le=120)
     acknowledge_days: int = Field(7, ge=1, le=90)
+    # Feedback to the reporter, counted from the acknowledgement (EU 2019/1937 art. 9).
+    feedback_months: int = Field(3, ge=1, le=12)
     attachments: AttachmentSettings = AttachmentSettings()
 
     @model_validator(mode="after")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UUIDPrimaryKey
 from app.domain.intake import Channel, Language
-from app.domain.triage import CaseState
+from app.domain.triage import Action, CaseState, Resolution
 
 
 def _in(column: str, values: list[str]) -> str:
@@ -36,7 +36,16 @@ class Case(UUIDPrimaryKey, Base):
         CheckConstraint(_in("language", [language.value for language in Language]), name="language"),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("(idempotency_digest IS NULL) = (sealed_replay IS NULL)", name="replay_pairs"),
-        Index("ix_cases_received_on", "received_on"),
+        CheckConstraint(_in("resolution", [resolution.value for resolution in Resolution]), name="resolution"),
+        CheckConstraint("resolution IS NULL OR state = 'closed'", name="resolution_when_closed"),
+        # Keyset pagination walks (received_on, id); each common filter gets its own walk
+        # so that a rare value (one investigator's cases) is not found by scanning them all.
+        Index("ix_cases_queue", "received_on", "id"),
+        Index("ix_cases_state_queue", "state", "received_on", "id"),
+        Index("ix_cases_category_queue", "category", "received_on", "id"),
+        Index("ix_cases_assignee_queue", "assignee_id", "received_on", "id"),
+        Index("ix_cases_open_queue", "received_on", "id", postgresql_where=text("state <> 'closed'")),
+        Index("ix_cases_drill_queue", "received_on", "id", postgresql_where=text("is_drill")),
     )
 
     channel: Mapped[str] = mapped_column(String(16))
@@ -48,7 +57,13 @@ class Case(UUIDPrimaryKey, Base):
     is_drill: Mapped[bool] = mapped_column(default=False, server_default="false")
     received_on: Mapped[date]
     acknowledge_due_on: Mapped[date]
-    feedback_due_on: Mapped[date | None]
+    feedback_due_on: Mapped[date]
+    # Dates, like received_on: the exact times of staff acts are in the history.
+    acknowledged_on: Mapped[date | None]
+    # The first staff message to the reporter after the acknowledgement (art. 9(1)(f)).
+    feedback_given_on: Mapped[date | None]
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+    resolution: Mapped[str | None] = mapped_column(String(32))
 
     receipt_scheme: Mapped[int] = mapped_column(SmallInteger)
     receipt_tag: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
@@ -77,6 +92,10 @@ class CaseKey(UUIDPrimaryKey, Base):
     staff_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
     recipient_fingerprint: Mapped[str] = mapped_column(String(39))
     sealed_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # Set on grants (a staff member re-sealing the key for a colleague); intake's own
+    # recipients have neither.
+    granted_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+    granted_at: Mapped[datetime | None]
 
 
 class CaseMessage(UUIDPrimaryKey, Base):
@@ -128,3 +147,28 @@ class AttachmentChunk(Base):
     )
     index: Mapped[int] = mapped_column(primary_key=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CaseTransition(UUIDPrimaryKey, Base):
+    """One step of a case's history, written in the transaction that took it."""
+
+    __tablename__ = "case_transitions"
+    __table_args__ = (
+        CheckConstraint(_in("action", [action.value for action in Action]), name="action"),
+        CheckConstraint(_in("from_state", [state.value for state in CaseState]), name="from_state"),
+        CheckConstraint(_in("to_state", [state.value for state in CaseState]), name="to_state"),
+        # The version the step produced: unique per case, so two writers cannot both
+        # record "version 3" even if the row lock were bypassed.
+        UniqueConstraint("case_id", "version", name="uq_case_transitions_case_id_version"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+    occurred_at: Mapped[datetime]
+    reason: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(String(32))
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))

@@ -1,17 +1,21 @@
 """Imports every capability's models so that `Base.metadata` describes the whole schema."""
 
-from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage
+from app.audit.models import AuditEntry, AuditHead
+from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.db.base import Base
 from app.intake.models import Installation, IntakeBudget
 from app.staff.models import StaffToken, StaffUser
 
 __all__ = [
     "AttachmentChunk",
+    "AuditEntry",
+    "AuditHead",
     "Base",
     "Case",
     "CaseAttachment",
     "CaseKey",
     "CaseMessage",
+    "CaseTransition",
     "Installation",
     "IntakeBudget",
     "StaffToken",

@@ -64,14 +64,17 @@ class InvalidKey(InvalidInput):
     title = "Invalid key"
 
 
-def _b64url(data: bytes) -> str:
+def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unb64url(text: str) -> bytes:
+def b64url_decode(text: str) -> bytes:
     if not re.fullmatch(r"[A-Za-z0-9_-]*", text):
         raise ValueError("not base64url")
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_unb64url = b64url_decode  # TEMPORARY until app/client uses the public name
 
 
 def hkdf(key_material: bytes, info: bytes, length: int = 32, salt: bytes | None = None) -> bytes:
@@ -98,7 +101,7 @@ class PublicKey:
         if not text.startswith(PUBLIC_KEY_PREFIX):
             raise InvalidKey(f"A Clean Window public key starts with {PUBLIC_KEY_PREFIX!r}.")
         try:
-            raw = _unb64url(text[len(PUBLIC_KEY_PREFIX) :])
+            raw = b64url_decode(text[len(PUBLIC_KEY_PREFIX) :])
         except ValueError as error:
             raise InvalidKey("The public key is not valid base64url.") from error
         key = cls(raw)
@@ -111,7 +114,7 @@ class PublicKey:
         return key
 
     def to_text(self) -> str:
-        return PUBLIC_KEY_PREFIX + _b64url(self.raw)
+        return PUBLIC_KEY_PREFIX + b64url_encode(self.raw)
 
     @property
     def fingerprint(self) -> str:
@@ -180,9 +183,12 @@ def _key_context(case_id: uuid.UUID) -> bytes:
     return FORMAT + b"content-key|" + case_id.bytes
 
 
+# HPKE's encapsulated key (1,120 bytes) and the AEAD ciphertext of a content key (48 bytes).
+SEALED_CONTENT_KEY_BYTES = 1168
+
+
 def seal_content_key(content_key: bytes, recipient: PublicKey, case_id: uuid.UUID) -> bytes:
-    """HPKE-seal a case's content key to one reader; the result is HPKE's encapsulated key
-    (1,120 bytes) followed by the AEAD ciphertext (48 bytes)."""
+    """HPKE-seal a case's content key to one reader (SEALED_CONTENT_KEY_BYTES long)."""
     return SUITE.encrypt(content_key, recipient.hpke_key(), info=_key_context(case_id))
 
 

@@ -22,7 +22,7 @@ from app.domain import crypto, pow
 from app.domain.errors import DomainError, InvalidInput, ServiceBusy
 from app.domain.receipts import RECEIPT_SCHEME, derive_receipt_secrets, new_receipt, parse_receipt
 from app.domain.reporter_access import IdempotencySealer, check_idempotency_key
-from app.domain.triage import CaseState, acknowledgement_due
+from app.domain.triage import CaseState, acknowledgement_due, feedback_due
 from app.intake.repository import IntakeRepository
 from app.intake.schemas import ReportSubmission
 from app.platform.cpu import CpuBudget
@@ -169,6 +169,7 @@ class IntakeService:
         receipt = new_receipt()
         secrets = await self.receipt_cpu.run(derive_receipt_secrets, parse_receipt(receipt), salt)
         received_on = now.date()
+        acknowledge_due_on = acknowledgement_due(received_on, self.intake.acknowledge_days)
         case = Case(
             id=uuid.uuid4(),
             channel=submission.channel.value,
@@ -179,7 +180,8 @@ class IntakeService:
             version=1,
             is_drill=False,
             received_on=received_on,
-            acknowledge_due_on=acknowledgement_due(received_on, self.intake.acknowledge_days),
+            acknowledge_due_on=acknowledge_due_on,
+            feedback_due_on=feedback_due(acknowledge_due_on, None, self.intake.feedback_months),
             receipt_scheme=RECEIPT_SCHEME,
             receipt_tag=secrets.lookup_tag,
             pow_digest=pow_digest,

@@ -7,11 +7,16 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.platform.problems import problem_response, problem_responses
-from app.staff.deps import AdminUser, CurrentStaff, CurrentToken, StaffServiceDep, utc_now
-from app.staff.schemas import PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
+from app.domain.crypto import PublicKey
+from app.domain.staff import Role
+from app.staff.deps import AdminUser, CurrentStaff, CurrentToken, StaffServiceDep, require_roles, utc_now
+from app.staff.models import StaffUser
+from app.staff.schemas import ColleagueKeyOut, PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
 from app.staff.service import LoginRefused
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
+
+CaseStaff = Annotated[StaffUser, Depends(require_roles(Role.TRIAGE, Role.SUPERVISOR, Role.INVESTIGATOR))]
 
 
 @router.post(
@@ -78,8 +83,8 @@ async def list_users(_: AdminUser, service: StaffServiceDep) -> list[StaffUserOu
     responses=problem_responses(401, 403, 409, 422, 503),
     summary="Create a staff account (admin)",
 )
-async def create_user(body: StaffUserCreate, _: AdminUser, service: StaffServiceDep) -> StaffUserOut:
-    user = await service.create_user(body.username, body.role, body.password)
+async def create_user(body: StaffUserCreate, admin: AdminUser, service: StaffServiceDep) -> StaffUserOut:
+    user = await service.create_user(body.username, body.role, body.password, actor=admin, now=utc_now())
     return StaffUserOut.model_validate(user)
 
 
@@ -102,5 +107,21 @@ async def deactivate_user(
     responses=problem_responses(401, 403, 404),
     summary="Lift a login lock and forget the failed attempts (admin)",
 )
-async def unlock_user(user_id: uuid.UUID, _: AdminUser, service: StaffServiceDep) -> StaffUserOut:
-    return StaffUserOut.model_validate(await service.unlock(user_id))
+async def unlock_user(user_id: uuid.UUID, admin: AdminUser, service: StaffServiceDep) -> StaffUserOut:
+    return StaffUserOut.model_validate(await service.unlock(user_id, actor=admin, now=utc_now()))
+
+
+@router.get(
+    "/users/{username}/public-key",
+    response_model=ColleagueKeyOut,
+    responses=problem_responses(401, 403, 404),
+    summary="A colleague's registered public key, to seal a grant to (triage, supervisor, investigator)",
+)
+async def colleague_public_key(username: str, _: CaseStaff, service: StaffServiceDep) -> ColleagueKeyOut:
+    user = await service.colleague_with_key(username)
+    return ColleagueKeyOut(
+        username=user.username,
+        role=user.role,
+        public_key=PublicKey(user.public_key).to_text(),
+        fingerprint=user.public_key_fingerprint,
+    )

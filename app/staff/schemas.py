@@ -50,3 +50,10 @@ class PublicKeyOut(BaseModel):
     public_key: str
     fingerprint: str
     registered_at: datetime
+
+
+class ColleagueKeyOut(BaseModel):
+    username: str
+    role: str
+    public_key: str
+    fingerprint: str

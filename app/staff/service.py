@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import AuditLog
 from app.db.session import SessionMaker
+from app.domain.audit import AuditAction
 from app.domain.crypto import PublicKey
 from app.domain.errors import (
     Conflict,
@@ -52,14 +54,25 @@ class LoginRefused:
 
 
 @dataclass(frozen=True)
+class _Account:
+    """Who an attempt was for, as the audit log names them."""
+
+    id: uuid.UUID
+    username: str
+    role: str
+
+
+@dataclass(frozen=True)
 class _Reserved:
     user_id: uuid.UUID
     password_hash: str
+    account: _Account
 
 
 @dataclass(frozen=True)
 class _Locked:
     retry_after_seconds: int
+    account: _Account
 
 
 class _NoSuchAccount:
@@ -86,6 +99,7 @@ class StaffService:
         self.secret_key = secret_key
         self.token_ttl = token_ttl
         self.throttle = throttle
+        self.audit = AuditLog(session)
 
     @classmethod
     def from_settings(
@@ -107,7 +121,10 @@ class StaffService:
             throttle=settings.auth.throttle_policy,
         )
 
-    async def create_user(self, username: str, role: Role, password: str) -> StaffUser:
+    async def create_user(
+        self, username: str, role: Role, password: str, *, actor: StaffUser | None, now: datetime
+    ) -> StaffUser:
+        """`actor` is None when the operator runs `cleanwindow users create`."""
         username = normalize_username(username)
         check_password_strength(password, username)
         # Hash before the first query: no connection is held while waiting for the budget.
@@ -120,6 +137,7 @@ class StaffService:
                 await self.repository.add(user)
         except IntegrityError as error:  # lost a race with a concurrent creation
             raise Conflict(f"A staff account named {username!r} already exists.") from error
+        await self.audit.record(AuditAction.USER_CREATED, now, actor, username=user.username, role=user.role)
         return user
 
     async def login(self, username: str, password: str, now: datetime) -> IssuedToken | LoginRefused:
@@ -143,6 +161,7 @@ class StaffService:
         async with self.cpu.slot() as run_in_slot:
             attempt = await self._reserve_attempt(username, now)
             if isinstance(attempt, _Locked):
+                await self._audit_failure(now, attempt.account, "locked")
                 return LoginRefused(
                     TooManyAttempts(
                         "This account is locked for a while after repeated failed logins.",
@@ -153,21 +172,31 @@ class StaffService:
                 # The same Argon2 work as a real check, so timing does not tell which
                 # usernames exist.
                 await run_in_slot(self.hashing.burn_time, password)
+                await self._audit_failure(now, None, "unknown_account")
                 return invalid
             verified, upgraded_hash = await run_in_slot(
                 self.hashing.verify_and_upgrade, attempt.password_hash, password
             )
         if not verified:
+            await self._audit_failure(now, attempt.account, "wrong_password")
             return invalid
 
         # Locked so that a deactivation committed meanwhile is seen, not raced.
         user = await self.repository.user_by_id(attempt.user_id, lock=True)
         if user is None or not user.is_active:
+            await self._audit_failure(now, attempt.account, "inactive")
             return invalid
         self._clear_failures(user)
         if upgraded_hash is not None:
             user.password_hash = upgraded_hash
-        return await self._issue_token(user, now)
+        issued = await self._issue_token(user, now)
+        await self.audit.record(AuditAction.LOGIN, now, user)
+        return issued
+
+    async def _audit_failure(self, now: datetime, account: _Account | None, reason: str) -> None:
+        """The account is named when it exists; a name that matches no account is not
+        kept (people type their password into the username field)."""
+        await self.audit.record(AuditAction.LOGIN_FAILED, now, account, reason=reason)
 
     async def _reserve_attempt(self, username: str, now: datetime) -> _Reserved | _Locked | _NoSuchAccount:
         async with self.sessionmaker() as session, session.begin():
@@ -176,15 +205,16 @@ class StaffService:
             user = await StaffRepository(session).user_by_username(username, lock=True)
             if user is None or not user.is_active:
                 return _NoSuchAccount()
+            account = _Account(user.id, user.username, user.role)
             if user.locked_until is not None and user.locked_until > now:
-                return _Locked(math.ceil((user.locked_until - now).total_seconds()))
+                return _Locked(math.ceil((user.locked_until - now).total_seconds()), account)
             failures = self.throttle.recent_failures(
                 user.failed_login_count, user.last_failed_login_at, now
             ) + 1
             user.failed_login_count = failures
             user.last_failed_login_at = now
             user.locked_until = self.throttle.locked_until(failures, now)
-            return _Reserved(user.id, user.password_hash)
+            return _Reserved(user.id, user.password_hash, account)
 
     @staticmethod
     def _clear_failures(user: StaffUser) -> None:
@@ -216,6 +246,7 @@ class StaffService:
     async def revoke(self, token: StaffToken, now: datetime) -> None:
         token.revoked_at = now
         await self.session.flush()
+        await self.audit.record(AuditAction.LOGOUT, now, token.user)
 
     async def _user(self, user_id: uuid.UUID) -> StaffUser:
         user = await self.repository.user_by_id(user_id)
@@ -230,9 +261,10 @@ class StaffService:
         user.is_active = False
         await self.repository.revoke_tokens_of(user.id, now)
         await self.session.flush()
+        await self.audit.record(AuditAction.USER_DEACTIVATED, now, acting_user, username=user.username)
         return user
 
-    async def unlock(self, username_or_id: str | uuid.UUID) -> StaffUser:
+    async def unlock(self, username_or_id: str | uuid.UUID, *, actor: StaffUser | None, now: datetime) -> StaffUser:
         """Lift a login lock at once (a per-account lock is also a way to keep someone out)."""
         if isinstance(username_or_id, uuid.UUID):
             user = await self._user(username_or_id)
@@ -242,6 +274,7 @@ class StaffService:
                 raise NotFound(f"No staff account is named {username_or_id!r}.")
         self._clear_failures(user)
         await self.session.flush()
+        await self.audit.record(AuditAction.USER_UNLOCKED, now, actor, username=user.username)
         return user
 
     async def register_public_key(self, user: StaffUser, public_key_text: str, now: datetime) -> PublicKey:
@@ -250,6 +283,7 @@ class StaffService:
         public_key = PublicKey.from_text(public_key_text)
         if user.public_key_fingerprint == public_key.fingerprint:
             return public_key
+        replaced = user.public_key_fingerprint
         user.public_key = public_key.raw
         user.public_key_fingerprint = public_key.fingerprint
         user.public_key_registered_at = now
@@ -258,7 +292,16 @@ class StaffService:
                 await self.session.flush()
         except IntegrityError:
             raise Conflict("This public key is registered to another account; make a key pair of your own.") from None
+        await self.audit.record(
+            AuditAction.KEY_REGISTERED, now, user, fingerprint=public_key.fingerprint, replaced=replaced
+        )
         return public_key
+
+    async def colleague_with_key(self, username: str) -> StaffUser:
+        user = await self.repository.user_by_username(username.strip().lower())
+        if user is None or not user.is_active or user.public_key is None:
+            raise NotFound(f"No active staff account named {username!r} has a registered key.")
+        return user
 
     async def users(self) -> Sequence[StaffUser]:
         return await self.repository.users()

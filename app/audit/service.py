@@ -1,0 +1,138 @@
+"""Appending to the audit chain, paging it, and verifying it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import AuditEntry, AuditHead
+from app.domain.audit import AuditAction, AuditRecord, ChainVerifier, StoredEntry, Verification, entry_hash
+
+VERIFY_BATCH = 5000
+
+
+class Actor(Protocol):
+    """A staff account as the log names it (a StaffUser, or a login attempt's account)."""
+
+    id: uuid.UUID
+    username: str
+    role: str
+
+
+class AuditLog:
+    """Appends run inside the caller's transaction, so an event and its audit entry commit
+    or vanish together. The head row's lock orders appends; it is taken last and held only
+    until the caller commits, so every transaction that audits waits at most for one other
+    transaction's tail."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def append(self, record: AuditRecord) -> AuditEntry:
+        head = await self.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+        if head is None:
+            raise RuntimeError("the audit head row is missing; run `cleanwindow db upgrade`")
+        seq = head.seq + 1
+        digest = entry_hash(head.hash, seq, record)
+        entry = AuditEntry(
+            seq=seq,
+            occurred_at=record.occurred_at,
+            action=str(record.action),
+            actor_id=record.actor_id,
+            actor_username=record.actor_username,
+            actor_role=record.actor_role,
+            case_id=record.case_id,
+            details=dict(record.details),
+            prev_hash=head.hash,
+            hash=digest,
+        )
+        self.session.add(entry)
+        head.seq, head.hash = seq, digest
+        await self.session.flush()
+        return entry
+
+    async def record(
+        self,
+        event: AuditAction,
+        now: datetime,
+        actor: Actor | None,
+        *,
+        case_id: uuid.UUID | None = None,
+        **details: Any,
+    ) -> AuditEntry:
+        return await self.append(
+            AuditRecord(
+                occurred_at=now,
+                action=event,
+                actor_id=actor.id if actor else None,
+                actor_username=actor.username if actor else None,
+                actor_role=actor.role if actor else None,
+                case_id=case_id,
+                details=details,
+            )
+        )
+
+    async def page(
+        self,
+        *,
+        limit: int,
+        before_seq: int | None = None,
+        case_id: uuid.UUID | None = None,
+        action: str | None = None,
+    ) -> Sequence[AuditEntry]:
+        """Newest first; the next page starts before the last seq of this one."""
+        query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)
+        if before_seq is not None:
+            query = query.where(AuditEntry.seq < before_seq)
+        if case_id is not None:
+            query = query.where(AuditEntry.case_id == case_id)
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
+        return (await self.session.scalars(query)).all()
+
+    async def verify(self) -> Verification:
+        # The head is read first: entries appended while the walk runs lie beyond it and
+        # are left for the next verification.
+        head = await self.session.scalar(select(AuditHead).where(AuditHead.id == 1))
+        if head is None:
+            raise RuntimeError("the audit head row is missing; run `cleanwindow db upgrade`")
+        verifier = ChainVerifier()
+        after = 0
+        while True:
+            # Plain rows, not entities: a long chain must not pile up in the identity map.
+            rows = (
+                await self.session.execute(
+                    select(*AuditEntry.__table__.columns)
+                    .where(AuditEntry.seq > after, AuditEntry.seq <= head.seq)
+                    .order_by(AuditEntry.seq)
+                    .limit(VERIFY_BATCH)
+                )
+            ).all()
+            if not rows:
+                break
+            verifier.feed(stored_entry(row) for row in rows)
+            after = rows[-1].seq
+        return verifier.finish(head.seq, head.hash)
+
+
+def stored_entry(row: Any) -> StoredEntry:
+    return StoredEntry(
+        seq=row.seq,
+        record=AuditRecord(
+            occurred_at=row.occurred_at,
+            action=row.action,
+            actor_id=row.actor_id,
+            actor_username=row.actor_username,
+            actor_role=row.actor_role,
+            case_id=row.case_id,
+            details=row.details,
+        ),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

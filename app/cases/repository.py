@@ -1,0 +1,155 @@
+"""Queries behind the staff case API. Flushes at most; never commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.cases.models import Case, CaseKey, CaseTransition
+from app.domain.triage import CaseState
+from app.staff.models import StaffUser
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    state: CaseState | None = None
+    category: str | None = None
+    channel: str | None = None
+    overdue: bool | None = None
+    assignee_id: uuid.UUID | None = None
+    drill: bool | None = None
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    """Where a page ended: the queue is ordered by (received_on, id)."""
+
+    received_on: date
+    id: uuid.UUID
+
+
+def overdue_condition(today: date) -> ColumnElement[bool]:
+    """The SQL twin of `triage.Deadlines.overdue`; a test holds the two to each other."""
+    return and_(
+        Case.state != CaseState.CLOSED.value,
+        or_(
+            and_(Case.acknowledged_on.is_(None), Case.acknowledge_due_on < today),
+            and_(Case.feedback_given_on.is_(None), Case.feedback_due_on < today),
+        ),
+    )
+
+
+class CaseRepository:
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def case(self, case_id: uuid.UUID, *, lock: bool = False) -> Case | None:
+        return await self.session.get(Case, case_id, with_for_update=lock or None, populate_existing=lock)
+
+    async def queue(
+        self, filters: CaseFilters, after: QueuePosition | None, limit: int, today: date
+    ) -> Sequence[tuple[Case, str | None]]:
+        """One page of the queue, oldest first, with each case's assignee's username.
+
+        Keyset pagination: the next page starts strictly after the last (received_on, id)
+        seen, so a page costs the same at the millionth case as at the first, and cases
+        arriving meanwhile neither repeat nor vanish."""
+        query = (
+            select(Case, StaffUser.username)
+            .outerjoin(StaffUser, StaffUser.id == Case.assignee_id)
+            .order_by(Case.received_on, Case.id)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(tuple_(Case.received_on, Case.id) > tuple_(after.received_on, after.id))
+        if filters.state is not None:
+            query = query.where(Case.state == filters.state.value)
+        if filters.category is not None:
+            query = query.where(Case.category == filters.category)
+        if filters.channel is not None:
+            query = query.where(Case.channel == filters.channel)
+        if filters.assignee_id is not None:
+            query = query.where(Case.assignee_id == filters.assignee_id)
+        if filters.drill is not None:
+            query = query.where(Case.is_drill.is_(filters.drill))
+        if filters.overdue is True:
+            query = query.where(overdue_condition(today))
+        elif filters.overdue is False:
+            query = query.where(not_(overdue_condition(today)))
+        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+
+    async def staff_user(self, user_id: uuid.UUID | None) -> StaffUser | None:
+        return None if user_id is None else await self.session.get(StaffUser, user_id)
+
+    async def staff_by_username(self, username: str) -> StaffUser | None:
+        return await self.session.scalar(select(StaffUser).where(StaffUser.username == username))
+
+    async def staff_keys(self, case_id: uuid.UUID, user_id: uuid.UUID) -> Sequence[CaseKey]:
+        return (
+            await self.session.scalars(
+                select(CaseKey).where(CaseKey.case_id == case_id, CaseKey.staff_user_id == user_id)
+            )
+        ).all()
+
+    async def key_for_fingerprint(self, case_id: uuid.UUID, fingerprint: str) -> CaseKey | None:
+        return await self.session.scalar(
+            select(CaseKey).where(CaseKey.case_id == case_id, CaseKey.recipient_fingerprint == fingerprint)
+        )
+
+    async def history(self, case_id: uuid.UUID) -> Sequence[tuple[CaseTransition, str, str, str | None]]:
+        actor = StaffUser.__table__.alias("actor")
+        assignee = StaffUser.__table__.alias("assignee")
+        query = (
+            select(CaseTransition, actor.c.username, actor.c.role, assignee.c.username)
+            .join(actor, actor.c.id == CaseTransition.actor_id)
+            .outerjoin(assignee, assignee.c.id == CaseTransition.assignee_id)
+            .where(CaseTransition.case_id == case_id)
+            .order_by(CaseTransition.version)
+        )
+        return [tuple(row) for row in (await self.session.execute(query)).all()]
+
+    async def usernames(self, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not user_ids:
+            return {}
+        rows = await self.session.execute(select(StaffUser.id, StaffUser.username).where(StaffUser.id.in_(user_ids)))
+        return {row.id: row.username for row in rows}
+
+    async def real_case_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        real = Case.is_drill.is_(False)
+        by_state = await self.session.execute(select(Case.state, func.count()).where(real).group_by(Case.state))
+        by_category = await self.session.execute(
+            select(Case.category, func.count()).where(real).group_by(Case.category)
+        )
+        return {state: count for state, count in by_state}, {category: count for category, count in by_category}
+
+    async def real_deadline_compliance(self, today: date) -> dict[str, dict[str, int]]:
+        """Counts of met / late / missed / pending for both deadlines, in one scan."""
+
+        def outcome(done_on, due_on) -> ColumnElement[str]:
+            return case(
+                (done_on.is_not(None) & (done_on <= due_on), "met"),
+                (done_on.is_not(None), "late"),
+                (due_on < today, "missed"),
+                else_="pending",
+            )
+
+        acknowledgement = outcome(Case.acknowledged_on, Case.acknowledge_due_on).label("acknowledgement")
+        feedback = outcome(Case.feedback_given_on, Case.feedback_due_on).label("feedback")
+        rows = await self.session.execute(
+            select(acknowledgement, feedback, func.count())
+            .where(Case.is_drill.is_(False))
+            .group_by(acknowledgement, feedback)
+        )
+        totals: dict[str, dict[str, int]] = {
+            "acknowledgement": dict.fromkeys(("met", "late", "missed", "pending"), 0),
+            "feedback": dict.fromkeys(("met", "late", "missed", "pending"), 0),
+        }
+        for acknowledgement_outcome, feedback_outcome, count in rows:
+            totals["acknowledgement"][acknowledgement_outcome] += count
+            totals["feedback"][feedback_outcome] += count
+        return totals

@@ -1,0 +1,350 @@
+"""The staff side of a case: the queue, reading sealed cases, transitions, messages, grants.
+
+The server never holds a content key here. It hands out ciphertext and the content key
+sealed to the caller's own public key; messages and grants arrive sealed by the client.
+Every rule about who may do what comes from `app.domain.triage`; every security event is
+written to the audit chain in the transaction that makes it happen.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import AuditLog
+from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
+from app.cases.repository import CaseFilters, CaseRepository, QueuePosition
+from app.db.session import SessionMaker
+from app.domain import crypto
+from app.domain.audit import AuditAction
+from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.staff import Role
+from app.domain.triage import (
+    CASE_ROLES,
+    Action,
+    CaseState,
+    Deadlines,
+    Request,
+    allowed_actions,
+    decide,
+    feedback_due,
+    may_see_case,
+)
+from app.intake.repository import IntakeRepository
+from app.settings import Settings
+from app.staff.models import StaffUser
+
+STATS_ROLES = frozenset({Role.TRIAGE, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
+CASE_ROLE_NAMES = ", ".join(sorted(role.value for role in CASE_ROLES))
+
+
+class NoContentKey(Conflict):
+    slug = "no-content-key"
+    title = "You hold no key to this case"
+
+
+@dataclass(frozen=True)
+class CaseView:
+    case: Case
+    assignee: str | None
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class CaseDetailView(CaseView):
+    allowed_actions: list[Action]
+    content_key: CaseKey | None
+    messages: Sequence[tuple[CaseMessage, str | None]]
+    attachments: Sequence[CaseAttachment]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[CaseView]
+    next_cursor: str | None
+
+
+def encode_cursor(position: QueuePosition) -> str:
+    return crypto.b64url_encode(json.dumps([position.received_on.isoformat(), str(position.id)]).encode())
+
+
+def decode_cursor(cursor: str) -> QueuePosition:
+    try:
+        received_on, case_id = json.loads(crypto.b64url_decode(cursor))
+        return QueuePosition(date.fromisoformat(received_on), uuid.UUID(case_id))
+    except (ValueError, TypeError) as error:
+        raise InvalidInput("The cursor is not one this service issued; start again without it.") from error
+
+
+def deadlines(case: Case) -> Deadlines:
+    return Deadlines(
+        acknowledge_due_on=case.acknowledge_due_on,
+        acknowledged_on=case.acknowledged_on,
+        feedback_due_on=case.feedback_due_on,
+        feedback_given_on=case.feedback_given_on,
+        closed=case.state == CaseState.CLOSED.value,
+    )
+
+
+class CaseService:
+    def __init__(self, session: AsyncSession, *, sessionmaker: SessionMaker, settings: Settings):
+        self.session = session
+        self.sessionmaker = sessionmaker
+        self.repository = CaseRepository(session)
+        self.content = IntakeRepository(session)
+        self.audit = AuditLog(session)
+        self.feedback_months = settings.intake.feedback_months
+
+    # --- access ----------------------------------------------------------------------
+
+    @staticmethod
+    def require_case_role(user: StaffUser) -> None:
+        if user.role_enum not in CASE_ROLES:
+            raise Forbidden(f"Cases are open to the roles {CASE_ROLE_NAMES} only.")
+
+    async def visible_case(self, user: StaffUser, case_id: uuid.UUID, *, lock: bool = False) -> Case:
+        """The case, if this caller may see it. A case they may not see is "not found":
+        an investigator learns nothing about cases that are not theirs."""
+        self.require_case_role(user)
+        case = await self.repository.case(case_id, lock=lock)
+        if case is None or not may_see_case(user.role_enum, case.assignee_id == user.id):
+            raise NotFound("No case with this id is open to you.")
+        return case
+
+    @staticmethod
+    def allowed_for(user: StaffUser, case: Case) -> list[Action]:
+        return allowed_actions(CaseState(case.state), user.role_enum, case.assignee_id == user.id)
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def queue(
+        self, user: StaffUser, filters: CaseFilters, cursor: str | None, limit: int, today: date
+    ) -> Page:
+        self.require_case_role(user)
+        if user.role_enum is Role.INVESTIGATOR:
+            if filters.assignee_id not in (None, user.id):
+                return Page([], None)  # another investigator's cases: none of them are yours
+            filters = CaseFilters(**{**filters.__dict__, "assignee_id": user.id})
+        after = decode_cursor(cursor) if cursor else None
+        rows = await self.repository.queue(filters, after, limit + 1, today)
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        items = [CaseView(case, assignee, deadlines(case).overdue(today)) for case, assignee in rows]
+        next_cursor = (
+            encode_cursor(QueuePosition(rows[-1][0].received_on, rows[-1][0].id)) if has_more and rows else None
+        )
+        return Page(items, next_cursor)
+
+    async def assignee_id(self, username: str, caller: StaffUser) -> uuid.UUID | None:
+        """The `assignee` filter: `me`, or a username (an unknown one matches nothing)."""
+        if username == "me":
+            return caller.id
+        user = await self.repository.staff_by_username(username.strip().lower())
+        return user.id if user else uuid.UUID(int=0)
+
+    async def detail(self, user: StaffUser, case_id: uuid.UUID, now: datetime) -> CaseDetailView:
+        case = await self.visible_case(user, case_id)
+        keys = await self.repository.staff_keys(case.id, user.id)
+        # The key sealed to the caller's current public key first; after a key change,
+        # the newest grant to an older one (the caller may still keep that private key).
+        content_key = next((key for key in keys if key.recipient_fingerprint == user.public_key_fingerprint), None)
+        if content_key is None and keys:
+            content_key = max(keys, key=lambda key: key.granted_at or datetime.min.replace(tzinfo=now.tzinfo))
+        messages = await self.content.messages(case.id)
+        authors = await self.repository.usernames({m.staff_user_id for m in messages if m.staff_user_id})
+        await self.audit.record(
+            AuditAction.CASE_READ, now, user, case_id=case.id, content_key=content_key is not None
+        )
+        return CaseDetailView(
+            case=case,
+            assignee=await self._username(case.assignee_id),
+            overdue=deadlines(case).overdue(now.date()),
+            allowed_actions=self.allowed_for(user, case),
+            content_key=content_key,
+            messages=[(message, authors.get(message.staff_user_id)) for message in messages],
+            attachments=await self.content.attachments(case.id),
+        )
+
+    async def history(self, user: StaffUser, case_id: uuid.UUID) -> Sequence[tuple[CaseTransition, str, str, str | None]]:
+        case = await self.visible_case(user, case_id)
+        return await self.repository.history(case.id)
+
+    async def attachment_chunks(
+        self, user: StaffUser, case_id: uuid.UUID, attachment_id: uuid.UUID, now: datetime
+    ) -> tuple[CaseAttachment, AsyncIterator[bytes]]:
+        case = await self.visible_case(user, case_id)
+        attachment = await self.content.attachment(case.id, attachment_id)
+        if attachment is None:
+            raise NotFound("This case has no such attachment.")
+        await self.audit.record(AuditAction.ATTACHMENT_READ, now, user, case_id=case.id, attachment_id=str(attachment.id))
+
+        async def sealed_chunks() -> AsyncIterator[bytes]:
+            # Runs while the response streams, after the request's session has committed.
+            async with self.sessionmaker() as session:
+                repository = IntakeRepository(session)
+                for index in range(attachment.chunk_count):
+                    sealed = await repository.chunk(attachment.id, index)
+                    if sealed is None:
+                        raise RuntimeError(f"attachment {attachment.id} lacks chunk {index}")
+                    yield len(sealed).to_bytes(4, "big") + sealed
+
+        return attachment, sealed_chunks()
+
+    # --- transitions -----------------------------------------------------------------
+
+    async def transition(self, user: StaffUser, case_id: uuid.UUID, request: Request, now: datetime) -> CaseView:
+        # The row lock makes check-then-write atomic: a parallel transition waits here,
+        # then sees the new version and gets its 409.
+        case = await self.visible_case(user, case_id, lock=True)
+        source = CaseState(case.state)
+        target = decide(source, case.version, request, user.role_enum, case.assignee_id == user.id)
+
+        assignee = await self._assignee(request.assignee) if request.action is Action.ACCEPT else None
+        today = now.date()
+        if request.action is Action.ACKNOWLEDGE:
+            case.acknowledged_on = today
+            case.feedback_due_on = feedback_due(case.acknowledge_due_on, today, self.feedback_months)
+        if assignee is not None:
+            case.assignee_id = assignee.id
+        case.resolution = request.resolution.value if request.resolution is not None else None
+        case.state = target.value
+        case.version += 1
+        self.session.add(
+            CaseTransition(
+                case_id=case.id,
+                version=case.version,
+                action=request.action.value,
+                from_state=source.value,
+                to_state=target.value,
+                actor_id=user.id,
+                occurred_at=now,
+                reason=request.reason,
+                resolution=case.resolution,
+                assignee_id=assignee.id if assignee else None,
+            )
+        )
+        await self.session.flush()
+        await self.audit.record(
+            AuditAction.CASE_TRANSITION,
+            now,
+            user,
+            case_id=case.id,
+            action=request.action.value,
+            from_state=source.value,
+            to_state=target.value,
+            version=case.version,
+            resolution=case.resolution,
+            assignee=assignee.username if assignee else None,
+        )
+        return CaseView(case, await self._username(case.assignee_id), deadlines(case).overdue(today))
+
+    async def _assignee(self, username: str | None) -> StaffUser:
+        user = await self.repository.staff_by_username((username or "").strip().lower())
+        if user is None or not user.is_active or user.role_enum is not Role.INVESTIGATOR:
+            raise InvalidInput(f"`{username}` is not an active investigator's username.")
+        return user
+
+    async def _username(self, user_id: uuid.UUID | None) -> str | None:
+        user = await self.repository.staff_user(user_id)
+        return user.username if user else None
+
+    # --- writing sealed content -----------------------------------------------------
+
+    async def _require_key_holder(self, case: Case, user: StaffUser) -> None:
+        if not await self.repository.staff_keys(case.id, user.id):
+            raise NoContentKey(
+                "You hold no key to this case, so nothing you seal could belong to it; ask a colleague who does for a grant."
+            )
+
+    async def add_message(
+        self, user: StaffUser, case_id: uuid.UUID, message_id: uuid.UUID, sealed_body: bytes, now: datetime
+    ) -> CaseMessage:
+        case = await self.visible_case(user, case_id, lock=True)  # locked: message numbers stay unique
+        await self._require_key_holder(case, user)
+        if await self.session.get(CaseMessage, message_id) is not None:
+            raise Conflict("A message with this id exists; seal the message again under a new id.")
+        message = CaseMessage(
+            id=message_id,
+            case_id=case.id,
+            seq=await self.content.next_message_seq(case.id),
+            author="staff",
+            staff_user_id=user.id,
+            sent_on=now.date(),
+            sent_at=now,
+            sealed_body=sealed_body,
+        )
+        await self.content.add(message)
+        if case.acknowledged_on is not None and case.feedback_given_on is None:
+            case.feedback_given_on = now.date()
+        await self.audit.record(AuditAction.CASE_MESSAGE, now, user, case_id=case.id, message_id=str(message.id))
+        return message
+
+    async def grant(
+        self,
+        user: StaffUser,
+        case_id: uuid.UUID,
+        grantee_username: str,
+        fingerprint: str,
+        sealed_key: bytes,
+        now: datetime,
+    ) -> tuple[StaffUser, CaseKey]:
+        case = await self.visible_case(user, case_id, lock=True)
+        await self._require_key_holder(case, user)
+        grantee = await self.repository.staff_by_username(grantee_username.strip().lower())
+        if grantee is None or not grantee.is_active:
+            raise InvalidInput(f"No active staff account is named `{grantee_username}`.")
+        if not may_see_case(grantee.role_enum, case.assignee_id == grantee.id):
+            raise InvalidInput(
+                f"`{grantee.username}` ({grantee.role}) may not read this case: grants go to triage, "
+                "supervisors, and the investigator assigned to it."
+            )
+        if grantee.public_key_fingerprint is None:
+            raise InvalidInput(f"`{grantee.username}` has not registered a public key yet.")
+        if fingerprint != grantee.public_key_fingerprint:
+            raise Conflict(
+                f"`{grantee.username}`'s key is {grantee.public_key_fingerprint}, not {fingerprint}; "
+                "fetch it again and re-seal.",
+                current_fingerprint=grantee.public_key_fingerprint,
+            )
+        if await self.repository.key_for_fingerprint(case.id, fingerprint) is not None:
+            raise Conflict(f"`{grantee.username}` already holds this case's key.")
+        key = CaseKey(
+            case_id=case.id,
+            recipient_kind="staff",
+            staff_user_id=grantee.id,
+            recipient_fingerprint=fingerprint,
+            sealed_key=sealed_key,
+            granted_by_id=user.id,
+            granted_at=now,
+        )
+        try:
+            async with self.session.begin_nested():
+                self.session.add(key)
+                await self.session.flush()
+        except IntegrityError:
+            raise Conflict(f"`{grantee.username}` already holds this case's key.") from None
+        await self.audit.record(
+            AuditAction.CASE_GRANT, now, user, case_id=case.id, grantee=grantee.username, fingerprint=fingerprint
+        )
+        return grantee, key
+
+    # --- statistics ------------------------------------------------------------------
+
+    async def stats(self, user: StaffUser, today: date) -> dict:
+        if user.role_enum not in STATS_ROLES:
+            raise Forbidden("Statistics are open to triage, supervisors, auditors and administrators.")
+        by_state, by_category = await self.repository.real_case_counts()
+        compliance = await self.repository.real_deadline_compliance(today)
+        return {
+            "total": sum(by_state.values()),
+            "by_state": {state.value: by_state.get(state.value, 0) for state in CaseState},
+            "by_category": by_category,
+            **compliance,
+            "as_of": today,
+        }

@@ -1,0 +1,119 @@
+"""The audit chain: how an entry is hashed, and how a chain is checked.
+
+Each entry's hash covers its own fields and the previous entry's hash, so changing,
+removing or reordering any entry changes every hash after it. The database keeps the
+entries and refuses updates and deletes; this module knows nothing of storage, so the
+same code hashes on append and re-hashes on verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+GENESIS_HASH = bytes(32)
+FORMAT = "cleanwindow-audit/v1"
+
+
+class AuditAction(StrEnum):
+    LOGIN = "auth.login"
+    LOGIN_FAILED = "auth.login_failed"
+    LOGOUT = "auth.logout"
+    KEY_REGISTERED = "key.registered"
+    USER_CREATED = "user.created"
+    USER_DEACTIVATED = "user.deactivated"
+    USER_UNLOCKED = "user.unlocked"
+    CASE_READ = "case.read"
+    ATTACHMENT_READ = "case.attachment_read"
+    CASE_TRANSITION = "case.transition"
+    CASE_MESSAGE = "case.message"
+    CASE_GRANT = "case.grant"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An entry's content; `seq` and the hashes are given by its place in the chain."""
+
+    occurred_at: datetime
+    action: AuditAction | str
+    actor_id: uuid.UUID | None = None
+    actor_username: str | None = None
+    actor_role: str | None = None
+    case_id: uuid.UUID | None = None
+    # Strings, integers, booleans and None only: a float could come back from jsonb
+    # spelled differently and break its own hash.
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def canonical_bytes(seq: int, record: AuditRecord) -> bytes:
+    occurred_at = record.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    body = {
+        "format": FORMAT,
+        "seq": seq,
+        "occurred_at": occurred_at,
+        "action": str(record.action),
+        "actor_id": str(record.actor_id) if record.actor_id else None,
+        "actor_username": record.actor_username,
+        "actor_role": record.actor_role,
+        "case_id": str(record.case_id) if record.case_id else None,
+        "details": dict(record.details),
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(prev_hash: bytes, seq: int, record: AuditRecord) -> bytes:
+    return hashlib.sha256(prev_hash + canonical_bytes(seq, record)).digest()
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    seq: int
+    record: AuditRecord
+    prev_hash: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    first_bad: int | None
+    head_hash: bytes
+
+
+class ChainVerifier:
+    """Fed the entries in order (in batches, so a long chain never sits in memory)."""
+
+    def __init__(self) -> None:
+        self.expected_seq = 1
+        self.running_hash = GENESIS_HASH
+        self.entries = 0
+        self.first_bad: int | None = None
+
+    def feed(self, entries: Iterable[StoredEntry]) -> None:
+        for entry in entries:
+            self.entries += 1
+            if self.first_bad is not None:
+                continue
+            recomputed = entry_hash(self.running_hash, entry.seq, entry.record)
+            if entry.seq != self.expected_seq or entry.prev_hash != self.running_hash or entry.hash != recomputed:
+                # A missing entry shows as a gap: name the first seq that is not as it should be.
+                self.first_bad = min(entry.seq, self.expected_seq)
+                continue
+            self.running_hash = entry.hash
+            self.expected_seq += 1
+
+    def finish(self, head_seq: int, head_hash: bytes) -> Verification:
+        """`head_*` is what the append path last wrote: entries cut off the end of the
+        chain leave no gap, but leave the head pointing past the last entry."""
+        if self.first_bad is None and (head_seq != self.expected_seq - 1 or head_hash != self.running_hash):
+            # Entries missing at the end: the first missing seq; else the last entry
+            # disagrees with the head.
+            self.first_bad = self.expected_seq if head_seq != self.expected_seq - 1 else head_seq
+        return Verification(self.first_bad is None, self.entries, self.first_bad, self.running_hash)

@@ -1,0 +1,87 @@
+"""Cases for staff-side tests: real submissions where content matters, and rows written
+straight to the database where only the state machine does (an Argon2id receipt per case
+would make a thousand-step test take minutes)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any
+
+import httpx
+
+from app.cases.models import Case
+from app.db.session import SessionMaker
+from app.domain import crypto
+from app.domain.triage import acknowledgement_due, feedback_due
+from app.staff.models import StaffUser
+
+
+@lru_cache(maxsize=1)
+def _reporter_public_key() -> bytes:
+    return crypto.PrivateKey.generate().public_key.raw
+
+
+def case_row(received_on: date | None = None, **overrides: Any) -> Case:
+    received_on = received_on or date.today()
+    acknowledge_due_on = acknowledgement_due(received_on, 7)
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "channel": "citizen",
+        "category": "bribery",
+        "org_unit": None,
+        "language": "ko",
+        "state": "received",
+        "version": 1,
+        "is_drill": False,
+        "received_on": received_on,
+        "acknowledge_due_on": acknowledge_due_on,
+        "feedback_due_on": feedback_due(acknowledge_due_on, None, 3),
+        "receipt_scheme": 1,
+        "receipt_tag": os.urandom(32),
+        "reporter_public_key": _reporter_public_key(),
+        "sealed_report": os.urandom(600),
+    }
+    values.update(overrides)
+    return Case(**values)
+
+
+async def insert_case(sessionmaker: SessionMaker, **overrides: Any) -> Case:
+    case = case_row(**overrides)
+    async with sessionmaker() as session:
+        session.add(case)
+        await session.commit()
+    return case
+
+
+def days_ago(days: int) -> date:
+    return date.today() - timedelta(days=days)
+
+
+async def transition(
+    client: httpx.AsyncClient, headers: dict[str, str], case_id: uuid.UUID | str, action: str, version: int, **fields: Any
+) -> httpx.Response:
+    return await client.post(
+        f"/api/v1/cases/{case_id}/transitions",
+        json={"action": action, "expected_version": version, **fields},
+        headers=headers,
+    )
+
+
+async def register_key(client: httpx.AsyncClient, headers: dict[str, str]) -> crypto.PrivateKey:
+    key = crypto.PrivateKey.generate()
+    response = await client.put("/api/v1/users/me/public-key", json={"public_key": key.public_key.to_text()}, headers=headers)
+    assert response.status_code == 200, response.text
+    return key
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def login(client: httpx.AsyncClient, user: StaffUser, password: str) -> dict[str, str]:
+    response = await client.post("/api/v1/auth/token", data={"username": user.username, "password": password})
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["access_token"])
