@@ -1,0 +1,263 @@
+"""The audit chain: every security event lands in it, the database refuses to change it,
+and verification names the first entry that was changed behind the service's back."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app.domain.audit import AuditRecord, ChainVerifier, GENESIS_HASH, StoredEntry, entry_hash
+from app.domain.staff import Role
+from tests.cases.helpers import insert_case, register_key, transition
+from tests.conftest import STRONG_PASSWORD
+
+# --- the chain itself (pure) -------------------------------------------------------------
+
+
+def build_chain(count: int) -> list[StoredEntry]:
+    entries, previous = [], GENESIS_HASH
+    start = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+    for seq in range(1, count + 1):
+        record = AuditRecord(
+            occurred_at=start + timedelta(seconds=seq),
+            action="case.read",
+            actor_id=uuid.uuid4(),
+            actor_username=f"officer{seq}",
+            actor_role="triage",
+            case_id=uuid.uuid4(),
+            details={"n": seq, "note": "읽음"},
+        )
+        digest = entry_hash(previous, seq, record)
+        entries.append(StoredEntry(seq, record, previous, digest))
+        previous = digest
+    return entries
+
+
+def verify(entries: list[StoredEntry], head_seq: int | None = None, head_hash: bytes | None = None):
+    verifier = ChainVerifier()
+    verifier.feed(entries[:3])
+    verifier.feed(entries[3:])  # in batches, as the service feeds it
+    last = entries[-1] if entries else None
+    return verifier.finish(
+        head_seq if head_seq is not None else (last.seq if last else 0),
+        head_hash if head_hash is not None else (last.hash if last else GENESIS_HASH),
+    )
+
+
+def test_an_intact_chain_verifies() -> None:
+    result = verify(build_chain(8))
+    assert (result.ok, result.entries, result.first_bad) == (True, 8, None)
+    assert verify([]).ok
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r: dataclasses.replace(r, actor_username="someone-else"),
+        lambda r: dataclasses.replace(r, details={"n": 99, "note": "읽음"}),
+        lambda r: dataclasses.replace(r, occurred_at=r.occurred_at + timedelta(microseconds=1)),
+        lambda r: dataclasses.replace(r, case_id=None),
+        lambda r: dataclasses.replace(r, action="case.transition"),
+    ],
+)
+def test_a_changed_field_is_named(change) -> None:
+    chain = build_chain(8)
+    chain[4] = dataclasses.replace(chain[4], record=change(chain[4].record))
+    result = verify(chain)
+    assert (result.ok, result.first_bad) == (False, 5)
+
+
+def test_a_rehashed_entry_still_breaks_the_link_to_the_next() -> None:
+    chain = build_chain(8)
+    forged = dataclasses.replace(chain[2].record, actor_username="mallory")
+    chain[2] = dataclasses.replace(chain[2], record=forged, hash=entry_hash(chain[2].prev_hash, 3, forged))
+    assert verify(chain, head_hash=chain[-1].hash).first_bad == 4
+
+
+def test_removed_reordered_and_cut_off_entries_are_named() -> None:
+    chain = build_chain(8)
+    assert verify(chain[:3] + chain[4:]).first_bad == 4
+    assert verify(chain[:2] + [chain[3], chain[2]] + chain[4:]).first_bad == 3
+    # The last two cut off: no gap, but the head still points at entry 8.
+    assert verify(chain[:6], head_seq=8, head_hash=chain[-1].hash).first_bad == 7
+
+
+# --- through the service and the database -----------------------------------------------
+
+
+async def audit_actions(client, auditor_headers, **filters) -> list[dict]:
+    response = await client.get("/api/v1/audit", params={"limit": 500, **filters}, headers=auditor_headers)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+async def test_every_security_event_is_chained(client, staff, sessionmaker) -> None:
+    admin = await staff.create(Role.ADMIN)
+    admin_headers = {"Authorization": f"Bearer {await staff.token_for(admin)}"}
+    auditor = await staff.headers_for(Role.AUDITOR)
+
+    # user change, key registration, failed logins (known and unknown name), logout
+    created = await client.post(
+        "/api/v1/users",
+        json={"username": "tina.triage", "role": "triage", "password": STRONG_PASSWORD},
+        headers=admin_headers,
+    )
+    assert created.status_code == 201
+    tina_login = await client.post("/api/v1/auth/token", data={"username": "tina.triage", "password": STRONG_PASSWORD})
+    tina = {"Authorization": f"Bearer {tina_login.json()['access_token']}"}
+    tina_key = await register_key(client, tina)
+    await client.post("/api/v1/auth/token", data={"username": "tina.triage", "password": "wrong password entirely"})
+    typed_password = "hunter2-typed-into-the-username-field"
+    await client.post("/api/v1/auth/token", data={"username": typed_password, "password": "whatever at all"})
+
+    # case read, transition, grant, message
+    case = await insert_case(sessionmaker)
+    from app.cases.models import CaseKey
+    from app.domain import crypto
+
+    content_key = crypto.new_content_key()
+    async with sessionmaker() as session:
+        session.add(
+            CaseKey(
+                case_id=case.id,
+                recipient_kind="staff",
+                staff_user_id=(await client.get("/api/v1/users/me", headers=tina)).json()["id"],
+                recipient_fingerprint=tina_key.public_key.fingerprint,
+                sealed_key=crypto.seal_content_key(content_key, tina_key.public_key, case.id),
+            )
+        )
+        await session.commit()
+    assert (await client.get(f"/api/v1/cases/{case.id}", headers=tina)).status_code == 200
+    assert (await transition(client, tina, case.id, "acknowledge", 1)).status_code == 200
+    supervisor_user = await staff.create(Role.SUPERVISOR)
+    supervisor = {"Authorization": f"Bearer {await staff.token_for(supervisor_user)}"}
+    supervisor_key = await register_key(client, supervisor)
+    granted = await client.post(
+        f"/api/v1/cases/{case.id}/grants",
+        json={
+            "grantee": supervisor_user.username,
+            "fingerprint": supervisor_key.public_key.fingerprint,
+            "sealed_key": crypto.b64url_encode(crypto.seal_content_key(content_key, supervisor_key.public_key, case.id)),
+        },
+        headers=tina,
+    )
+    assert granted.status_code == 201, granted.text
+    message_id = uuid.uuid4()
+    sent = await client.post(
+        f"/api/v1/cases/{case.id}/messages",
+        json={
+            "id": str(message_id),
+            "sealed_body": crypto.b64url_encode(
+                crypto.seal(content_key, b"Thank you", purpose=crypto.PURPOSE_MESSAGE, case_id=case.id, item_id=message_id)
+            ),
+        },
+        headers=tina,
+    )
+    assert sent.status_code == 201, sent.text
+    assert (await client.delete("/api/v1/auth/token", headers=tina)).status_code == 204
+
+    entries = await audit_actions(client, auditor)
+    by_action: dict[str, list[dict]] = {}
+    for entry in entries:
+        by_action.setdefault(entry["action"], []).append(entry)
+    expected = {
+        "user.created",
+        "auth.login",
+        "auth.login_failed",
+        "key.registered",
+        "case.read",
+        "case.transition",
+        "case.grant",
+        "case.message",
+        "auth.logout",
+    }
+    assert expected <= set(by_action)
+    failures = {entry["details"]["reason"]: entry for entry in by_action["auth.login_failed"]}
+    assert failures["wrong_password"]["actor"] == "tina.triage"
+    assert failures["unknown_account"]["actor"] is None
+    assert typed_password not in str(entries)  # a mistyped password never reaches the log
+    transition_entry = by_action["case.transition"][0]
+    assert transition_entry["case_id"] == str(case.id)
+    assert transition_entry["details"]["from_state"] == "received"
+    assert transition_entry["details"]["to_state"] == "acknowledged"
+    assert by_action["case.grant"][0]["details"]["grantee"] == supervisor_user.username
+    # newest first, each linked to the one before it
+    for newer, older in zip(entries, entries[1:]):
+        assert newer["seq"] == older["seq"] + 1
+        assert newer["prev_hash"] == older["hash"]
+    verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
+    assert verified["ok"] is True and verified["first_bad"] is None
+    assert verified["entries"] == entries[0]["seq"]
+
+
+async def test_the_audit_log_pages_and_filters(client, staff, sessionmaker) -> None:
+    triage = await staff.headers_for(Role.TRIAGE)
+    auditor = await staff.headers_for(Role.AUDITOR)
+    case = await insert_case(sessionmaker)
+    for _ in range(3):
+        assert (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).status_code == 200
+    first = await client.get("/api/v1/audit", params={"limit": 2, "case_id": str(case.id)}, headers=auditor)
+    assert [e["action"] for e in first.json()["items"]] == ["case.read", "case.read"]
+    second = await client.get(
+        "/api/v1/audit", params={"limit": 2, "case_id": str(case.id), "cursor": first.json()["next_cursor"]}, headers=auditor
+    )
+    assert len(second.json()["items"]) == 1 and second.json()["next_cursor"] is None
+    bad = await client.get("/api/v1/audit", params={"cursor": "abc"}, headers=auditor)
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_log SET actor_username = 'mallory' WHERE seq = 1",
+        "DELETE FROM audit_log WHERE seq = 1",
+        "TRUNCATE audit_log",
+    ],
+)
+async def test_the_database_refuses_to_change_the_log(client, staff, db_connection, statement) -> None:
+    await staff.headers_for(Role.TRIAGE)  # a login: at least one entry
+    savepoint = await db_connection.begin_nested()
+    with pytest.raises(DBAPIError, match="append-only"):
+        await db_connection.execute(text(statement))
+    await savepoint.rollback()
+
+
+async def test_verify_names_the_entry_a_superuser_altered(client, staff, sessionmaker, db_connection) -> None:
+    triage = await staff.headers_for(Role.TRIAGE)
+    auditor = await staff.headers_for(Role.AUDITOR)
+    case = await insert_case(sessionmaker)
+    for version in (1, 2):
+        action = "acknowledge" if version == 1 else "start_assessment"
+        assert (await transition(client, triage, case.id, action, version)).status_code == 200
+    entries = await audit_actions(client, auditor, case_id=str(case.id))
+    target = next(e for e in entries if e["details"].get("action") == "start_assessment")
+    assert (await client.get("/api/v1/audit/verify", headers=auditor)).json()["ok"] is True
+
+    # As a superuser: switch the trigger off for this transaction and rewrite history,
+    # as someone with the database's keys but not the chain's would.
+    await db_connection.execute(text("SET LOCAL session_replication_role = replica"))
+    await db_connection.execute(
+        text("UPDATE audit_log SET actor_username = 'someone-else' WHERE seq = :seq"), {"seq": target["seq"]}
+    )
+    await db_connection.execute(text("SET LOCAL session_replication_role = origin"))
+
+    verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
+    assert verified["ok"] is False
+    assert verified["first_bad"] == target["seq"]
+
+
+async def test_verify_notices_entries_cut_off_the_end(client, staff, db_connection) -> None:
+    auditor = await staff.headers_for(Role.AUDITOR)
+    await staff.headers_for(Role.TRIAGE)
+    last = (await audit_actions(client, auditor))[0]["seq"]
+    await db_connection.execute(text("SET LOCAL session_replication_role = replica"))
+    await db_connection.execute(text("DELETE FROM audit_log WHERE seq = :seq"), {"seq": last})
+    await db_connection.execute(text("SET LOCAL session_replication_role = origin"))
+    # The verify request itself appends nothing, so the head still names the removed entry.
+    verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
+    assert (verified["ok"], verified["first_bad"]) == (False, last)

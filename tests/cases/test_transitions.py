@@ -1,0 +1,417 @@
+"""Transitions, the queue, deadlines, staff messages and grants through the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEntry
+from app.cases.models import Case, CaseKey, CaseTransition
+from app.cases.repository import overdue_condition
+from app.cases.service import deadlines
+from app.domain import crypto
+from app.domain.staff import Role
+from tests.cases.helpers import days_ago, insert_case, register_key, transition
+from tests.conftest import StaffFactory
+from tests.intake.helpers import report_body, reporter_headers, submit_ok
+
+PROBLEM = "application/problem+json"
+
+
+async def case_state(sessionmaker, case_id) -> tuple[str, int, int, int]:
+    """(state, version, history rows, transition audit entries) straight from the database."""
+    async with sessionmaker() as session:
+        case = await session.get(Case, case_id, populate_existing=True)
+        steps = await session.scalar(select(func.count()).where(CaseTransition.case_id == case_id))
+        audited = await session.scalar(
+            select(func.count()).where(AuditEntry.case_id == case_id, AuditEntry.action == "case.transition")
+        )
+        return case.state, case.version, steps, audited
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+async def test_parallel_transitions_on_one_case_leave_exactly_one_winner(live, password_hashing) -> None:
+    staff = StaffFactory(live.sessionmaker, live.client, password_hashing)
+    officers = [await staff.headers_for(Role.TRIAGE) for _ in range(3)] + [await staff.headers_for(Role.SUPERVISOR)]
+    case = await insert_case(live.sessionmaker)
+
+    responses = await asyncio.gather(
+        *(transition(live.client, officers[i % len(officers)], case.id, "acknowledge", 1) for i in range(12))
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] + [409] * 11, [r.text for r in responses if r.status_code not in (200, 409)]
+    losers = [r.json() for r in responses if r.status_code == 409]
+    assert {problem["type"] for problem in losers} == {"urn:cleanwindow:problem:stale-version"}
+    assert await case_state(live.sessionmaker, case.id) == ("acknowledged", 2, 1, 1)
+
+    # Different actions racing from the same version: still one winner.
+    racing = await asyncio.gather(
+        transition(live.client, officers[0], case.id, "start_assessment", 2),
+        transition(live.client, officers[1], case.id, "start_assessment", 2),
+        transition(live.client, officers[3], case.id, "start_assessment", 2),
+    )
+    assert sorted(r.status_code for r in racing) == [200, 409, 409]
+    assert await case_state(live.sessionmaker, case.id) == ("assessing", 3, 2, 2)
+    auditor = await staff.headers_for(Role.AUDITOR)
+    assert (await live.client.get("/api/v1/audit/verify", headers=auditor)).json()["ok"] is True
+
+
+# --- refusals leave nothing behind ---------------------------------------------------------
+
+
+async def test_refused_transitions_write_nothing(client, staff, sessionmaker) -> None:
+    triage = await staff.headers_for(Role.TRIAGE)
+    auditor_user = await staff.create(Role.AUDITOR)
+    case = await insert_case(sessionmaker, state="assessing", version=3, acknowledged_on=days_ago(1))
+    attempts = [
+        ({"action": "accept", "expected_version": 3, "assignee": auditor_user.username}, 422),  # not an investigator
+        ({"action": "accept", "expected_version": 3, "assignee": "nobody-by-this-name"}, 422),
+        ({"action": "accept", "expected_version": 3}, 422),
+        ({"action": "conclude", "expected_version": 3, "resolution": "substantiated"}, 409),
+        ({"action": "dismiss", "expected_version": 2, "resolution": "duplicate"}, 409),
+        ({"action": "reopen", "expected_version": 3, "reason": "x"}, 409),
+        ({"action": "dismiss", "expected_version": 3, "resolution": "substantiated"}, 422),
+        ({"action": "fly", "expected_version": 3}, 422),
+        ({"action": "dismiss", "expected_version": 0, "resolution": "duplicate"}, 422),
+        ({"action": "dismiss", "resolution": "duplicate"}, 422),
+        ({"action": "dismiss", "expected_version": 3, "resolution": "duplicate", "note": "x"}, 422),
+        ({"action": "refer", "expected_version": 3, "reason": "x" * 1001}, 422),
+    ]
+    for body, status in attempts:
+        response = await client.post(f"/api/v1/cases/{case.id}/transitions", json=body, headers=triage)
+        assert response.status_code == status, (body, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        assert response.json()["detail"]
+    assert await case_state(sessionmaker, case.id) == ("assessing", 3, 0, 0)
+    missing = await transition(client, triage, uuid.uuid4(), "acknowledge", 1)
+    assert missing.status_code == 404
+
+
+async def test_the_409_names_the_allowed_actions(client, staff, sessionmaker) -> None:
+    supervisor = await staff.headers_for(Role.SUPERVISOR)
+    case = await insert_case(sessionmaker, state="investigating", version=5, acknowledged_on=days_ago(3))
+    refused = await transition(client, supervisor, case.id, "acknowledge", 5)
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["type"] == "urn:cleanwindow:problem:transition-not-allowed"
+    assert problem["allowed_actions"] == ["refer", "conclude"]
+    assert "refer" in problem["detail"] and "conclude" in problem["detail"]
+
+
+# --- the whole path, with deadlines and the assigned investigator -------------------------
+
+
+async def test_a_case_runs_the_whole_machine(client, staff, sessionmaker) -> None:
+    triage = await staff.headers_for(Role.TRIAGE)
+    supervisor = await staff.headers_for(Role.SUPERVISOR)
+    investigator_user = await staff.create(Role.INVESTIGATOR)
+    investigator = {"Authorization": f"Bearer {await staff.token_for(investigator_user)}"}
+    other_investigator = await staff.headers_for(Role.INVESTIGATOR)
+    case = await insert_case(sessionmaker, received_on=days_ago(2))
+
+    steps = [
+        (triage, "acknowledge", {}, "acknowledged"),
+        (triage, "start_assessment", {}, "assessing"),
+        (triage, "accept", {"assignee": investigator_user.username}, "investigating"),
+        (investigator, "conclude", {"resolution": "substantiated"}, "closed"),
+        (supervisor, "reopen", {"reason": "The reporter sent new evidence."}, "assessing"),
+        (supervisor, "refer", {"reason": "Police: procurement fraud unit"}, "referred"),
+        (triage, "close_referral", {}, "closed"),
+    ]
+    for version, (headers, action, fields, expected) in enumerate(steps, start=1):
+        if action == "conclude":
+            # Only the assigned investigator: another one does not even see the case.
+            assert (await transition(client, other_investigator, case.id, action, version, **fields)).status_code == 404
+            assert (await transition(client, triage, case.id, action, version, **fields)).status_code == 403
+        response = await transition(client, headers, case.id, action, version, **fields)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["state"], body["version"]) == (expected, version + 1)
+        if action == "acknowledge":
+            assert body["acknowledged_on"] == date.today().isoformat()
+            assert body["feedback_due_on"] > body["acknowledge_due_on"]
+        if action == "conclude":
+            assert body["resolution"] == "substantiated"
+        if action == "reopen":
+            assert body["resolution"] is None
+
+    history = (await client.get(f"/api/v1/cases/{case.id}/history", headers=supervisor)).json()["items"]
+    assert [(h["action"], h["from_state"], h["to_state"], h["version"]) for h in history] == [
+        ("acknowledge", "received", "acknowledged", 2),
+        ("start_assessment", "acknowledged", "assessing", 3),
+        ("accept", "assessing", "investigating", 4),
+        ("conclude", "investigating", "closed", 5),
+        ("reopen", "closed", "assessing", 6),
+        ("refer", "assessing", "referred", 7),
+        ("close_referral", "referred", "closed", 8),
+    ]
+    assert history[2]["assignee"] == investigator_user.username
+    assert history[3]["actor"] == investigator_user.username and history[3]["actor_role"] == "investigator"
+    assert history[4]["reason"] == "The reporter sent new evidence."
+
+
+# --- the queue -----------------------------------------------------------------------------
+
+
+async def test_the_queue_pages_with_a_cursor_without_repeats_or_gaps(client, staff, sessionmaker) -> None:
+    triage = await staff.headers_for(Role.TRIAGE)
+    # Several cases per day: the cursor must break ties on the id, not skip them.
+    created = [await insert_case(sessionmaker, received_on=days_ago(day % 4), category="embezzlement") for day in range(11)]
+    expected = sorted(created, key=lambda c: (c.received_on, str(c.id)))
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 3, "category": "embezzlement", **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/v1/cases", params=params, headers=triage)).json()
+        seen += [item["id"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        # A case arriving meanwhile (today: the newest day) lands in a page not yet read.
+        if pages == 2:
+            late = await insert_case(sessionmaker, category="embezzlement")
+            expected = sorted([*expected, late], key=lambda c: (c.received_on, str(c.id)))
+    assert seen == [str(c.id) for c in expected]
+    assert pages == 4
+    for cursor in ("not-a-cursor", crypto.b64url_encode(b'["2026-13-01", "x"]'), crypto.b64url_encode(b"{}")):
+        bad = await client.get("/api/v1/cases", params={"cursor": cursor}, headers=triage)
+        assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
+    for params in ({"limit": 0}, {"limit": 201}, {"state": "lost"}, {"channel": "fax"}, {"overdue": "perhaps"}):
+        assert (await client.get("/api/v1/cases", params=params, headers=triage)).status_code == 422
+
+
+async def test_queue_filters(client, staff, sessionmaker) -> None:
+    triage = await staff.headers_for(Role.TRIAGE)
+    investigator = await staff.create(Role.INVESTIGATOR)
+    category = f"cat-{uuid.uuid4().hex[:6]}"  # isolates this test's cases in the shared database
+    cases = {
+        "received": await insert_case(sessionmaker, category=category),
+        "employee": await insert_case(sessionmaker, category=category, channel="employee"),
+        "assigned": await insert_case(
+            sessionmaker, category=category, state="investigating", assignee_id=investigator.id, acknowledged_on=days_ago(1)
+        ),
+        "drill": await insert_case(sessionmaker, category=category, is_drill=True),
+        "overdue": await insert_case(sessionmaker, category=category, received_on=days_ago(30), acknowledge_due_on=days_ago(23)),
+    }
+
+    async def ids(**params) -> set[str]:
+        response = await client.get("/api/v1/cases", params={"category": category, **params}, headers=triage)
+        assert response.status_code == 200, response.text
+        return {item["id"] for item in response.json()["items"]}
+
+    def of(*names) -> set[str]:
+        return {str(cases[name].id) for name in names}
+
+    assert await ids() == of(*cases)
+    assert await ids(state="investigating") == of("assigned")
+    assert await ids(channel="employee") == of("employee")
+    assert await ids(assignee=investigator.username) == of("assigned")
+    assert await ids(assignee="nobody-at-all") == set()
+    assert await ids(drill="true") == of("drill")
+    assert await ids(drill="false") == of("received", "employee", "assigned", "overdue")
+    assert await ids(overdue="true") == of("overdue")
+    assert await ids(overdue="false") == of("received", "employee", "assigned", "drill")
+    listed = (await client.get("/api/v1/cases", params={"category": category, "overdue": "true"}, headers=triage)).json()
+    assert listed["items"][0]["overdue"] is True
+
+
+@pytest.mark.parametrize("state", ["received", "acknowledged", "investigating", "closed"])
+@pytest.mark.parametrize("acknowledged", [None, 20, 3])
+@pytest.mark.parametrize("feedback_given", [None, 1])
+@pytest.mark.parametrize("received_days_ago", [1, 9, 120])
+async def test_the_sql_overdue_filter_agrees_with_the_domain(
+    sessionmaker, state, acknowledged, feedback_given, received_days_ago
+) -> None:
+    received_on = days_ago(received_days_ago)
+    acknowledged_on = received_on + timedelta(days=acknowledged) if acknowledged is not None else None
+    case = await insert_case(
+        sessionmaker,
+        state=state,
+        received_on=received_on,
+        acknowledge_due_on=received_on + timedelta(days=7),
+        acknowledged_on=acknowledged_on,
+        feedback_due_on=(acknowledged_on or received_on + timedelta(days=7)) + timedelta(days=91),
+        feedback_given_on=days_ago(feedback_given) if feedback_given is not None else None,
+    )
+    today = date.today()
+    async with sessionmaker() as session:
+        in_sql = await session.scalar(select(overdue_condition(today)).where(Case.id == case.id))
+    assert in_sql is deadlines(case).overdue(today)
+
+
+# --- reading a case, messages and grants ---------------------------------------------------
+
+
+async def grant_recovery_key_to(sessionmaker, case_id, recovery_key, officer_key, officer_id) -> bytes:
+    """What an operator with the offline recovery key would do for a first officer."""
+    async with sessionmaker() as session:
+        recovery = await session.scalar(
+            select(CaseKey).where(CaseKey.case_id == case_id, CaseKey.recipient_kind == "recovery")
+        )
+        content_key = crypto.open_content_key(recovery.sealed_key, recovery_key, case_id)
+        session.add(
+            CaseKey(
+                case_id=case_id,
+                recipient_kind="staff",
+                staff_user_id=officer_id,
+                recipient_fingerprint=officer_key.public_key.fingerprint,
+                sealed_key=crypto.seal_content_key(content_key, officer_key.public_key, case_id),
+            )
+        )
+        await session.commit()
+    return content_key
+
+
+async def test_staff_read_sealed_cases_reply_and_grant(client, staff, sessionmaker) -> None:
+    triage_user = await staff.create(Role.TRIAGE)
+    triage = {"Authorization": f"Bearer {await staff.token_for(triage_user)}"}
+    triage_key = await register_key(client, triage)
+    # Submitted after the key was registered: intake seals the content key to this officer.
+    receipt = await submit_ok(client, report_body("MARKER-TRIAGE"))
+    case_id = (await client.get("/api/v1/cases", params={"limit": 200}, headers=triage)).json()["items"][-1]["id"]
+    case_uuid = uuid.UUID(case_id)
+
+    detail = (await client.get(f"/api/v1/cases/{case_id}", headers=triage)).json()
+    assert "MARKER-TRIAGE" not in json.dumps(detail)  # never plaintext to staff
+    assert detail["content_key"]["fingerprint"] == triage_key.public_key.fingerprint
+    content_key = crypto.open_content_key(
+        crypto.b64url_decode(detail["content_key"]["sealed_key"]), triage_key, case_uuid
+    )
+    report = json.loads(
+        crypto.open_sealed(content_key, crypto.b64url_decode(detail["sealed_report"]), purpose=crypto.PURPOSE_REPORT, case_id=case_uuid)
+    )
+    assert "MARKER-TRIAGE" in report["content"]["summary"]
+    assert detail["allowed_actions"] == ["acknowledge"]
+
+    # A reply sealed on the officer's machine reaches the reporter, opened with the receipt.
+    message_id = uuid.uuid4()
+    sealed = crypto.seal(content_key, "언제 연락드리면 될까요?".encode(), purpose=crypto.PURPOSE_MESSAGE, case_id=case_uuid, item_id=message_id)
+    sent = await client.post(
+        f"/api/v1/cases/{case_id}/messages",
+        json={"id": str(message_id), "sealed_body": crypto.b64url_encode(sealed)},
+        headers=triage,
+    )
+    assert sent.status_code == 201, sent.text
+    again = await client.post(
+        f"/api/v1/cases/{case_id}/messages",
+        json={"id": str(message_id), "sealed_body": crypto.b64url_encode(sealed)},
+        headers=triage,
+    )
+    assert again.status_code == 409
+    mailbox = (await client.get("/api/v1/reporter/report", headers=await reporter_headers(client, receipt))).json()
+    assert [(m["author"], m["body"]) for m in mailbox["messages"]] == [("staff", "언제 연락드리면 될까요?")]
+
+    # A grant: the officer re-seals the content key for the assigned investigator.
+    investigator_user = await staff.create(Role.INVESTIGATOR)
+    investigator = {"Authorization": f"Bearer {await staff.token_for(investigator_user)}"}
+    investigator_key = await register_key(client, investigator)
+    for action, version, fields in (("acknowledge", 1, {}), ("start_assessment", 2, {}), ("accept", 3, {"assignee": investigator_user.username})):
+        assert (await transition(client, triage, case_id, action, version, **fields)).status_code == 200
+    colleague = (await client.get(f"/api/v1/users/{investigator_user.username}/public-key", headers=triage)).json()
+    assert colleague["fingerprint"] == investigator_key.public_key.fingerprint
+    resealed = crypto.seal_content_key(content_key, crypto.PublicKey.from_text(colleague["public_key"]), case_uuid)
+    grant = {"grantee": investigator_user.username, "fingerprint": colleague["fingerprint"], "sealed_key": crypto.b64url_encode(resealed)}
+    assert (await client.get(f"/api/v1/cases/{case_id}", headers=investigator)).json()["content_key"] is None
+    assert (await client.post(f"/api/v1/cases/{case_id}/grants", json=grant, headers=triage)).status_code == 201
+    assert (await client.post(f"/api/v1/cases/{case_id}/grants", json=grant, headers=triage)).status_code == 409
+    mine = (await client.get(f"/api/v1/cases/{case_id}", headers=investigator)).json()
+    assert crypto.open_content_key(crypto.b64url_decode(mine["content_key"]["sealed_key"]), investigator_key, case_uuid) == content_key
+    assert mine["allowed_actions"] == ["refer", "conclude"]
+    assert [m["staff_username"] for m in mine["messages"]] == [triage_user.username]
+    # Feedback was given after the acknowledgement? The first message came before it.
+    assert mine["feedback_given_on"] is None
+
+
+async def test_grants_and_messages_refuse_what_cannot_be_right(client, staff, sessionmaker, recovery_key) -> None:
+    triage_user = await staff.create(Role.TRIAGE)
+    triage = {"Authorization": f"Bearer {await staff.token_for(triage_user)}"}
+    triage_key = await register_key(client, triage)
+    holder_less = await staff.headers_for(Role.SUPERVISOR)
+    auditor_user = await staff.create(Role.AUDITOR)
+    await register_key(client, {"Authorization": f"Bearer {await staff.token_for(auditor_user)}"})
+    unassigned_user = await staff.create(Role.INVESTIGATOR)
+    unassigned_key = await register_key(client, {"Authorization": f"Bearer {await staff.token_for(unassigned_user)}"})
+    keyless_user = await staff.create(Role.SUPERVISOR)
+    case = await insert_case(sessionmaker, state="acknowledged", version=2, acknowledged_on=days_ago(1))
+    content_key = crypto.new_content_key()
+    async with sessionmaker() as session:
+        session.add(
+            CaseKey(
+                case_id=case.id,
+                recipient_kind="staff",
+                staff_user_id=triage_user.id,
+                recipient_fingerprint=triage_key.public_key.fingerprint,
+                sealed_key=crypto.seal_content_key(content_key, triage_key.public_key, case.id),
+            )
+        )
+        await session.commit()
+    sealed_for_unassigned = crypto.b64url_encode(crypto.seal_content_key(content_key, unassigned_key.public_key, case.id))
+
+    async def grant(headers, **body):
+        payload = {"grantee": unassigned_user.username, "fingerprint": unassigned_key.public_key.fingerprint, "sealed_key": sealed_for_unassigned, **body}
+        return await client.post(f"/api/v1/cases/{case.id}/grants", json=payload, headers=headers)
+
+    cases = [
+        (holder_less, {}, 409, "no-content-key"),
+        (triage, {}, 422, "may not read this case"),  # not assigned yet
+        (triage, {"grantee": auditor_user.username}, 422, "may not read this case"),
+        (triage, {"grantee": keyless_user.username}, 422, "not registered a public key"),
+        (triage, {"grantee": "no-such-person"}, 422, "No active staff account"),
+        (triage, {"sealed_key": crypto.b64url_encode(b"short")}, 422, None),
+        (triage, {"sealed_key": "***"}, 422, None),
+    ]
+    for headers, body, status, text in cases:
+        response = await grant(headers, **body)
+        assert response.status_code == status, (body, response.text)
+        assert response.headers["content-type"] == PROBLEM
+        if text:
+            assert text in response.text
+    await transition(client, triage, case.id, "start_assessment", 2)
+    await transition(client, triage, case.id, "accept", 3, assignee=unassigned_user.username)
+    stale_fingerprint = await grant(triage, fingerprint=triage_key.public_key.fingerprint)
+    assert stale_fingerprint.status_code == 409 and "re-seal" in stale_fingerprint.json()["detail"]
+    assert (await grant(triage)).status_code == 201
+
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"x" * 40)}
+    no_key = await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=holder_less)
+    assert no_key.status_code == 409 and no_key.json()["type"] == "urn:cleanwindow:problem:no-content-key"
+    too_short = await client.post(f"/api/v1/cases/{case.id}/messages", json={**message, "sealed_body": "AAAA"}, headers=triage)
+    assert too_short.status_code == 422
+    async with sessionmaker() as session:
+        grants = await session.scalar(select(func.count()).where(CaseKey.case_id == case.id))
+    assert grants == 2  # the triage officer's and the one good grant
+
+
+async def test_feedback_counts_from_the_first_staff_message_after_acknowledgement(client, staff, sessionmaker) -> None:
+    triage_user = await staff.create(Role.TRIAGE)
+    triage = {"Authorization": f"Bearer {await staff.token_for(triage_user)}"}
+    triage_key = await register_key(client, triage)
+    case = await insert_case(sessionmaker, received_on=days_ago(100), acknowledge_due_on=days_ago(93), feedback_due_on=days_ago(2))
+    async with sessionmaker() as session:
+        session.add(
+            CaseKey(
+                case_id=case.id,
+                recipient_kind="staff",
+                staff_user_id=triage_user.id,
+                recipient_fingerprint=triage_key.public_key.fingerprint,
+                sealed_key=b"\0" * crypto.SEALED_CONTENT_KEY_BYTES,
+            )
+        )
+        await session.commit()
+    shown = (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()
+    assert shown["overdue"] is True
+    acknowledged = (await transition(client, triage, case.id, "acknowledge", 1)).json()
+    # Acknowledged late: feedback is now due three months from today, but the case stays
+    # overdue in the statistics' eyes (acknowledgement late) and no longer in the queue.
+    assert acknowledged["feedback_due_on"] > date.today().isoformat()
+    assert acknowledged["overdue"] is False
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"y" * 60)}
+    assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
+    assert (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()["feedback_given_on"] == date.today().isoformat()
