@@ -158,10 +158,7 @@ class CaseService:
             content_key = max(keys, key=lambda key: key.granted_at or datetime.min.replace(tzinfo=now.tzinfo))
         messages = await self.content.messages(case.id)
         authors = await self.repository.usernames({m.staff_user_id for m in messages if m.staff_user_id})
-        await self.audit.record(
-            AuditAction.CASE_READ, now, user, case_id=case.id, content_key=content_key is not None
-        )
-        return CaseDetailView(
+        view = CaseDetailView(
             case=case,
             assignee=await self._username(case.assignee_id),
             overdue=deadlines(case).overdue(now.date()),
@@ -170,6 +167,9 @@ class CaseService:
             messages=[(message, authors.get(message.staff_user_id)) for message in messages],
             attachments=await self.content.attachments(case.id),
         )
+        # Last: the audit head stays locked until the request commits.
+        await self.audit.record(AuditAction.CASE_READ, now, user, case_id=case.id, content_key=content_key is not None)
+        return view
 
     async def history(self, user: StaffUser, case_id: uuid.UUID) -> Sequence[tuple[CaseTransition, str, str, str | None]]:
         case = await self.visible_case(user, case_id)
