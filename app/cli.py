@@ -20,6 +20,7 @@ from alembic.util.exc import CommandError as AlembicCommandError
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.client.commands import cases_cli, keys_register, login
 from app.domain.crypto import PrivateKey, PublicKey
 from app.domain.errors import DomainError
 from app.domain.staff import Role
@@ -256,6 +257,12 @@ def users_unlock(username: str = typer.Argument(..., help="The locked account.")
     settings = load_settings()
     user = with_staff_service(settings, lambda service: service.unlock(username, actor=None, now=datetime.now(UTC)))
     typer.echo(f"unlocked {user.username!r}")
+
+
+# The investigators' side: talks to a running server (app/client).
+cli.command("login")(login)
+keys_cli.command("register")(keys_register)
+cli.add_typer(cases_cli, name="cases")
 
 
 def main() -> None:

@@ -74,9 +74,6 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-_unb64url = b64url_decode  # TEMPORARY until app/client uses the public name
-
-
 def hkdf(key_material: bytes, info: bytes, length: int = 32, salt: bytes | None = None) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=FORMAT + info).derive(
         key_material

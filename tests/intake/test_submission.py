@@ -18,6 +18,7 @@ from app.domain import pow
 from app.domain.crypto import PrivateKey
 from app.domain.receipts import parse_receipt
 from app.domain.staff import Role
+from app.domain.triage import add_months
 from app.intake.models import IntakeBudget
 from app.settings import Settings
 from tests.conftest import TEST_POW_DIFFICULTY, TEST_SECRET_KEY
@@ -76,7 +77,9 @@ async def test_a_submission_gets_a_receipt_and_a_received_case(
     )
     assert case.received_on == date.fromisoformat(body["received_on"]) == datetime.now(UTC).date()
     assert case.acknowledge_due_on == case.received_on + timedelta(days=7)
-    assert case.version == 1 and case.is_drill is False and case.feedback_due_on is None
+    # No acknowledgement yet: feedback is due three months after the acknowledgement period.
+    assert case.feedback_due_on == add_months(case.acknowledge_due_on, 3)
+    assert case.version == 1 and case.is_drill is False and case.acknowledged_on is None
     kinds = sorted((await db_connection.scalars(select(CaseKey.recipient_kind))).all())
     assert kinds == ["recovery", "reporter"]
 

@@ -1,0 +1,124 @@
+"""What the API answers, as the client reads it.
+
+Unknown fields are kept (`extra="allow"`), so `--json` passes on whatever a newer server
+adds; a missing or malformed field the client relies on is a clear error, not a crash.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from app.domain.crypto import b64url_decode
+
+# Bytes travel in JSON as base64url without padding, the crypto module's own encoding.
+Sealed = Annotated[bytes, BeforeValidator(b64url_decode)]
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class CaseSummary(Answer):
+    id: uuid.UUID
+    state: str
+    version: int
+    channel: str
+    category: str
+    org_unit: str | None = None
+    language: str
+    is_drill: bool
+    received_on: date
+    acknowledge_due_on: date
+    acknowledged_on: date | None = None
+    feedback_due_on: date | None = None
+    feedback_given_on: date | None = None
+    overdue: bool
+    assignee: str | None = None
+    resolution: str | None = None
+
+
+class CasePage(Answer):
+    items: list[CaseSummary]
+    next_cursor: str | None = None
+
+
+class SealedKey(Answer):
+    fingerprint: str
+    sealed_key: Sealed
+
+
+class SealedMessage(Answer):
+    id: uuid.UUID
+    seq: int
+    author: str
+    staff_username: str | None = None
+    sent_on: date
+    sent_at: datetime | None = None
+    sealed_body: Sealed
+
+
+class SealedAttachment(Answer):
+    id: uuid.UUID
+    author: str
+    uploaded_on: date
+    chunk_count: int
+    chunk_bytes: int
+    sealed_meta: Sealed
+
+
+class CaseDetail(CaseSummary):
+    sealed_report: Sealed
+    content_key: SealedKey | None = None
+    messages: list[SealedMessage] = []
+    attachments: list[SealedAttachment] = []
+    allowed_actions: list[str] = []
+
+
+class TransitionResult(CaseSummary):
+    allowed_actions: list[str] = []
+
+
+class HistoryEntry(Answer):
+    version: int  # the case version this step produced
+    action: str
+    from_state: str | None = None
+    to_state: str
+    actor: str | None = None
+    actor_role: str | None = None
+    occurred_at: datetime
+    reason: str | None = None
+    resolution: str | None = None
+    assignee: str | None = None
+
+
+class History(Answer):
+    items: list[HistoryEntry]
+
+
+class MessageSent(Answer):
+    id: uuid.UUID
+    seq: int
+
+
+class StaffPublicKey(Answer):
+    username: str
+    public_key: str
+    fingerprint: str
+
+
+class GrantMade(Answer):
+    grantee: str
+    fingerprint: str
+
+
+class RegisteredKey(Answer):
+    fingerprint: str
+
+
+class IssuedToken(Answer):
+    access_token: str
+    expires_at: datetime | None = None
