@@ -132,7 +132,7 @@ def test_a_missing_database_is_a_one_line_error(postgres_server_url: str, tmp_pa
 async def test_users_unlock_lifts_a_lock(fresh_database_url: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from sqlalchemy import update
+    from sqlalchemy import text, update
 
     assert run_cli("users", "create", "locked-out", "--role", "admin", database_url=fresh_database_url, stdin=PASSWORD).returncode == 0
     engine = create_async_engine(fresh_database_url)
@@ -147,6 +147,15 @@ async def test_users_unlock_lifts_a_lock(fresh_database_url: str) -> None:
     assert result.returncode == 0, result.stderr
     user = await stored_user(fresh_database_url, "locked-out")
     assert (user.failed_login_count, user.locked_until) == (0, None)
+    # Both account changes made at the command line are in the audit chain, by no one.
+    engine = create_async_engine(fresh_database_url)
+    async with engine.connect() as connection:
+        audited = (await connection.execute(text("SELECT action, actor_username, details FROM audit_log ORDER BY seq"))).all()
+    await engine.dispose()
+    assert [(row.action, row.actor_username, row.details["username"]) for row in audited] == [
+        ("user.created", None, "locked-out"),
+        ("user.unlocked", None, "locked-out"),
+    ]
 
     unknown = run_cli("users", "unlock", "nobody-at-all", database_url=fresh_database_url)
     assert unknown.returncode == 1

@@ -160,6 +160,9 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
     )
     assert sent.status_code == 201, sent.text
     assert (await client.delete("/api/v1/auth/token", headers=tina)).status_code == 204
+    tina_id = created.json()["id"]
+    assert (await client.post(f"/api/v1/users/{tina_id}/unlock", headers=admin_headers)).status_code == 200
+    assert (await client.post(f"/api/v1/users/{tina_id}/deactivate", headers=admin_headers)).status_code == 200
 
     entries = await audit_actions(client, auditor)
     by_action: dict[str, list[dict]] = {}
@@ -175,6 +178,8 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
         "case.grant",
         "case.message",
         "auth.logout",
+        "user.unlocked",
+        "user.deactivated",
     }
     assert expected <= set(by_action)
     failures = {entry["details"]["reason"]: entry for entry in by_action["auth.login_failed"]}
@@ -186,6 +191,9 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
     assert transition_entry["details"]["from_state"] == "received"
     assert transition_entry["details"]["to_state"] == "acknowledged"
     assert by_action["case.grant"][0]["details"]["grantee"] == supervisor_user.username
+    assert by_action["key.registered"][-1]["details"] == {"fingerprint": tina_key.public_key.fingerprint, "replaced": None}
+    assert by_action["user.deactivated"][0]["actor"] == admin.username
+    assert by_action["user.deactivated"][0]["details"] == {"username": "tina.triage"}
     # newest first, each linked to the one before it
     for newer, older in zip(entries, entries[1:]):
         assert newer["seq"] == older["seq"] + 1
