@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from app.audit.service import AuditLog
 from app.db.session import SessionDep
-from app.domain.errors import InvalidInput
 from app.domain.staff import Role
 from app.platform.problems import problem_responses
 from app.staff.deps import require_roles
@@ -56,12 +55,12 @@ async def audit_log(
     _: AuditReader,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=20, description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of the previous page.")
+    ] = None,
     case_id: uuid.UUID | None = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> AuditPage:
-    if cursor is not None and not cursor.isdigit():
-        raise InvalidInput("The cursor is not one this service issued; start again without it.")
     entries = await AuditLog(session).page(
         limit=limit + 1, before_seq=int(cursor) if cursor else None, case_id=case_id, action=action
     )

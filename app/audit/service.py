@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEntry, AuditHead
@@ -97,11 +97,19 @@ class AuditLog:
         return (await self.session.scalars(query)).all()
 
     async def verify(self) -> Verification:
-        # The head is read first: entries appended while the walk runs lie beyond it and
-        # are left for the next verification.
-        head = await self.session.scalar(select(AuditHead).where(AuditHead.id == 1))
+        # The head and the highest stored seq in one statement, so one snapshot: an append
+        # moves both in one transaction, so entries beyond the head mean tampering. Entries
+        # appended while the walk runs lie beyond this head and wait for the next check.
+        head = (
+            await self.session.execute(
+                select(AuditHead.seq, AuditHead.hash, select(func.max(AuditEntry.seq)).scalar_subquery()).where(
+                    AuditHead.id == 1
+                )
+            )
+        ).one_or_none()
         if head is None:
             raise RuntimeError("the audit head row is missing; run `cleanwindow db upgrade`")
+        head_seq, head_hash, last_stored_seq = head
         verifier = ChainVerifier()
         after = 0
         while True:
@@ -109,7 +117,7 @@ class AuditLog:
             rows = (
                 await self.session.execute(
                     select(*AuditEntry.__table__.columns)
-                    .where(AuditEntry.seq > after, AuditEntry.seq <= head.seq)
+                    .where(AuditEntry.seq > after, AuditEntry.seq <= head_seq)
                     .order_by(AuditEntry.seq)
                     .limit(VERIFY_BATCH)
                 )
@@ -118,7 +126,7 @@ class AuditLog:
                 break
             verifier.feed(stored_entry(row) for row in rows)
             after = rows[-1].seq
-        return verifier.finish(head.seq, head.hash)
+        return verifier.finish(head_seq, head_hash, last_stored_seq)
 
 
 def stored_entry(row: Any) -> StoredEntry:

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, case, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from app.cases.models import Case, CaseKey, CaseTransition
 from app.domain.triage import CaseState
@@ -34,14 +35,8 @@ class QueuePosition:
 
 
 def overdue_condition(today: date) -> ColumnElement[bool]:
-    """The SQL twin of `triage.Deadlines.overdue`; a test holds the two to each other."""
-    return and_(
-        Case.state != CaseState.CLOSED.value,
-        or_(
-            and_(Case.acknowledged_on.is_(None), Case.acknowledge_due_on < today),
-            and_(Case.feedback_given_on.is_(None), Case.feedback_due_on < today),
-        ),
-    )
+    """`triage.Deadlines.overdue` over the stored `next_due_on`."""
+    return Case.next_due_on < today
 
 
 class CaseRepository:
@@ -59,8 +54,10 @@ class CaseRepository:
         Keyset pagination: the next page starts strictly after the last (received_on, id)
         seen, so a page costs the same at the millionth case as at the first, and cases
         arriving meanwhile neither repeat nor vanish."""
+        # Whole rows but for the sealed report: a page need not drag 50 ciphertexts along.
         query = (
             select(Case, StaffUser.username)
+            .options(defer(Case.sealed_report), defer(Case.reporter_public_key))
             .outerjoin(StaffUser, StaffUser.id == Case.assignee_id)
             .order_by(Case.received_on, Case.id)
             .limit(limit)
@@ -76,11 +73,12 @@ class CaseRepository:
         if filters.assignee_id is not None:
             query = query.where(Case.assignee_id == filters.assignee_id)
         if filters.drill is not None:
-            query = query.where(Case.is_drill.is_(filters.drill))
+            # `= true`, not `IS true`: only the former matches the partial index on drills.
+            query = query.where(Case.is_drill == filters.drill)
         if filters.overdue is True:
             query = query.where(overdue_condition(today))
         elif filters.overdue is False:
-            query = query.where(not_(overdue_condition(today)))
+            query = query.where(or_(Case.next_due_on.is_(None), not_(overdue_condition(today))))
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
 
     async def staff_user(self, user_id: uuid.UUID | None) -> StaffUser | None:

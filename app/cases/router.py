@@ -66,13 +66,16 @@ async def list_cases(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page.")] = None,
 ) -> CasePage:
-    service.require_case_role(user)
+    service.require_case_role(user)  # before the assignee lookup below
+    assignee_id = await service.assignee_id(assignee, user) if assignee else None
+    if assignee and assignee_id is None:
+        return CasePage(items=[], next_cursor=None)  # no account has this name
     filters = CaseFilters(
         state=state,
         category=category,
         channel=channel.value if channel else None,
         overdue=overdue,
-        assignee_id=await service.assignee_id(assignee, user) if assignee else None,
+        assignee_id=assignee_id,
         drill=drill,
     )
     page = await service.queue(user, filters, cursor, limit, utc_now().date())

@@ -12,17 +12,14 @@ from app.domain import crypto
 from app.domain.triage import Action, CaseState, Resolution
 
 
-def _decode(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("expected a base64url string")
-    return crypto.b64url_decode(value)
+def _from_base64url(value: Any) -> bytes:
+    # Responses are built from the stored bytes; requests bring base64url text.
+    return value if isinstance(value, bytes) else crypto.b64url_decode(value)
 
 
 Sealed = Annotated[
     bytes,
-    BeforeValidator(_decode),
+    BeforeValidator(_from_base64url),
     PlainSerializer(crypto.b64url_encode, return_type=str),
     Field(description="Ciphertext, unpadded base64url."),
 ]

@@ -8,6 +8,7 @@ written to the audit chain in the transaction that makes it happen.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -75,11 +76,19 @@ def encode_cursor(position: QueuePosition) -> str:
 
 
 def decode_cursor(cursor: str) -> QueuePosition:
+    refused = InvalidInput("The cursor is not one this service issued; start again without it.")
     try:
-        received_on, case_id = json.loads(crypto.b64url_decode(cursor))
-        return QueuePosition(date.fromisoformat(received_on), uuid.UUID(case_id))
-    except (ValueError, TypeError) as error:
-        raise InvalidInput("The cursor is not one this service issued; start again without it.") from error
+        position = json.loads(crypto.b64url_decode(cursor))
+        if not (isinstance(position, list) and len(position) == 2 and all(isinstance(part, str) for part in position)):
+            raise refused
+        return QueuePosition(date.fromisoformat(position[0]), uuid.UUID(position[1]))
+    except ValueError as error:  # JSON, base64, date and UUID errors are all ValueErrors
+        raise refused from error
+
+
+def refresh_next_due(case: Case) -> None:
+    """Call after anything a deadline depends on changed."""
+    case.next_due_on = deadlines(case).next_due()
 
 
 def deadlines(case: Case) -> Deadlines:
@@ -130,7 +139,7 @@ class CaseService:
         if user.role_enum is Role.INVESTIGATOR:
             if filters.assignee_id not in (None, user.id):
                 return Page([], None)  # another investigator's cases: none of them are yours
-            filters = CaseFilters(**{**filters.__dict__, "assignee_id": user.id})
+            filters = dataclasses.replace(filters, assignee_id=user.id)
         after = decode_cursor(cursor) if cursor else None
         rows = await self.repository.queue(filters, after, limit + 1, today)
         has_more = len(rows) > limit
@@ -142,11 +151,11 @@ class CaseService:
         return Page(items, next_cursor)
 
     async def assignee_id(self, username: str, caller: StaffUser) -> uuid.UUID | None:
-        """The `assignee` filter: `me`, or a username (an unknown one matches nothing)."""
+        """The `assignee` filter: `me`, or a username; None when no account has it."""
         if username == "me":
             return caller.id
         user = await self.repository.staff_by_username(username.strip().lower())
-        return user.id if user else uuid.UUID(int=0)
+        return user.id if user else None
 
     async def detail(self, user: StaffUser, case_id: uuid.UUID, now: datetime) -> CaseDetailView:
         case = await self.visible_case(user, case_id)
@@ -186,13 +195,13 @@ class CaseService:
 
         async def sealed_chunks() -> AsyncIterator[bytes]:
             # Runs while the response streams, after the request's session has committed.
-            async with self.sessionmaker() as session:
-                repository = IntakeRepository(session)
-                for index in range(attachment.chunk_count):
-                    sealed = await repository.chunk(attachment.id, index)
-                    if sealed is None:
-                        raise RuntimeError(f"attachment {attachment.id} lacks chunk {index}")
-                    yield len(sealed).to_bytes(4, "big") + sealed
+            # A short session per chunk: a slow reader must not keep a pooled connection.
+            for index in range(attachment.chunk_count):
+                async with self.sessionmaker() as session:
+                    sealed = await IntakeRepository(session).chunk(attachment.id, index)
+                if sealed is None:
+                    raise RuntimeError(f"attachment {attachment.id} lacks chunk {index}")
+                yield len(sealed).to_bytes(4, "big") + sealed
 
         return attachment, sealed_chunks()
 
@@ -212,9 +221,15 @@ class CaseService:
             case.feedback_due_on = feedback_due(case.acknowledge_due_on, today, self.feedback_months)
         if assignee is not None:
             case.assignee_id = assignee.id
+        if request.action is Action.REOPEN:
+            # Assessed afresh: the earlier investigator no longer holds the case (the
+            # history keeps who did); `accept` assigns it again.
+            case.assignee_id = None
+        # Only a closing action carries one; any other step leaves the case unresolved.
         case.resolution = request.resolution.value if request.resolution is not None else None
         case.state = target.value
         case.version += 1
+        refresh_next_due(case)
         self.session.add(
             CaseTransition(
                 case_id=case.id,
@@ -267,8 +282,9 @@ class CaseService:
     ) -> CaseMessage:
         case = await self.visible_case(user, case_id, lock=True)  # locked: message numbers stay unique
         await self._require_key_holder(case, user)
+        taken = Conflict("A message with this id exists; seal the message again under a new id.")
         if await self.session.get(CaseMessage, message_id) is not None:
-            raise Conflict("A message with this id exists; seal the message again under a new id.")
+            raise taken
         message = CaseMessage(
             id=message_id,
             case_id=case.id,
@@ -279,9 +295,14 @@ class CaseService:
             sent_at=now,
             sealed_body=sealed_body,
         )
-        await self.content.add(message)
+        try:
+            async with self.session.begin_nested():
+                await self.content.add(message)
+        except IntegrityError:  # the same id sent for another case at the same moment
+            raise taken from None
         if case.acknowledged_on is not None and case.feedback_given_on is None:
             case.feedback_given_on = now.date()
+            refresh_next_due(case)
         await self.audit.record(AuditAction.CASE_MESSAGE, now, user, case_id=case.id, message_id=str(message.id))
         return message
 

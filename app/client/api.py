@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -104,7 +105,7 @@ class ApiClient:
         return self._parse(RegisteredKey, answer)
 
     def public_key_of(self, username: str) -> StaffPublicKey:
-        return self._parse(StaffPublicKey, self._request("GET", f"/users/{username}/public-key"))
+        return self._parse(StaffPublicKey, self._request("GET", f"/users/{quote(username, safe='')}/public-key"))
 
     def cases(
         self, filters: Mapping[str, str], *, limit: int, cursor: str | None = None

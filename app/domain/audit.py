@@ -51,7 +51,24 @@ class AuditRecord:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+_PLAIN_TYPES = (str, int, bool, type(None))
+
+
+def _check_plain(value: Any) -> None:
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_plain(item)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("audit details keys are strings")
+            _check_plain(item)
+    elif not isinstance(value, _PLAIN_TYPES) or isinstance(value, float):
+        raise TypeError(f"audit details hold strings, integers, booleans and None, not {type(value).__name__}")
+
+
 def canonical_bytes(seq: int, record: AuditRecord) -> bytes:
+    _check_plain(record.details)
     occurred_at = record.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
     body = {
         "format": FORMAT,
@@ -109,9 +126,13 @@ class ChainVerifier:
             self.running_hash = entry.hash
             self.expected_seq += 1
 
-    def finish(self, head_seq: int, head_hash: bytes) -> Verification:
-        """`head_*` is what the append path last wrote: entries cut off the end of the
-        chain leave no gap, but leave the head pointing past the last entry."""
+    def finish(self, head_seq: int, head_hash: bytes, last_stored_seq: int | None = None) -> Verification:
+        """`head_*` is what the append path last wrote, and `last_stored_seq` the highest
+        seq stored, read in the same snapshot. Entries cut off the end of the chain leave
+        no gap but leave the head pointing past the last entry; entries written around
+        the append path (or a rewound head) leave entries beyond the head."""
+        if self.first_bad is None and last_stored_seq is not None and last_stored_seq > head_seq:
+            self.first_bad = head_seq + 1
         if self.first_bad is None and (head_seq != self.expected_seq - 1 or head_hash != self.running_hash):
             # Entries missing at the end: the first missing seq; else the last entry
             # disagrees with the head.

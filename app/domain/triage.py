@@ -233,11 +233,20 @@ class Deadlines:
     feedback_given_on: date | None
     closed: bool
 
-    def overdue(self, today: date) -> bool:
-        """A deadline has passed without the act it asks for. A closed case is no longer
-        overdue (whether it met its deadlines is a statistic, not a queue item)."""
+    def next_due(self) -> date | None:
+        """The earliest deadline still waiting for its act, or None. A closed case waits
+        for nothing (whether it met its deadlines is a statistic, not a queue item).
+        Feedback is always due after the acknowledgement, so while that is pending it is
+        the earliest."""
         if self.closed:
-            return False
-        return (self.acknowledged_on is None and today > self.acknowledge_due_on) or (
-            self.feedback_given_on is None and today > self.feedback_due_on
-        )
+            return None
+        if self.acknowledged_on is None:
+            return self.acknowledge_due_on
+        if self.feedback_given_on is None:
+            return self.feedback_due_on
+        return None
+
+    def overdue(self, today: date) -> bool:
+        """A deadline has passed without the act it asks for."""
+        due = self.next_due()
+        return due is not None and today > due

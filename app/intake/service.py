@@ -181,6 +181,7 @@ class IntakeService:
             is_drill=False,
             received_on=received_on,
             acknowledge_due_on=acknowledge_due_on,
+            next_due_on=acknowledge_due_on,
             feedback_due_on=feedback_due(acknowledge_due_on, None, self.intake.feedback_months),
             receipt_scheme=RECEIPT_SCHEME,
             receipt_tag=secrets.lookup_tag,

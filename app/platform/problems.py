@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.domain.errors import PROBLEM_TYPE_BASE, DomainError
@@ -136,7 +137,24 @@ async def _handle_validation_error(_: Request, error: RequestValidationError) ->
     )
 
 
+# character_not_in_repertoire, untranslatable_character: text PostgreSQL cannot store
+# (a NUL byte, above all), wherever in a request it came from.
+_UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
+
+
+async def _handle_database_error(request: Request, error: DBAPIError) -> ProblemResponse:
+    if getattr(error.orig, "sqlstate", None) in _UNSTORABLE_TEXT_SQLSTATES:
+        return problem_json(
+            422,
+            "The request contains characters that cannot be stored (such as a NUL byte).",
+            title="Invalid input",
+            type=PROBLEM_TYPE_BASE + "invalid-input",
+        )
+    raise error  # the last-resort 500, with a request id and the error in the log
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _handle_domain_error)
+    app.add_exception_handler(DBAPIError, _handle_database_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -75,8 +75,13 @@ class _Locked:
     account: _Account
 
 
+@dataclass(frozen=True)
 class _NoSuchAccount:
-    pass
+    """No account that may log in: unknown (not named in the audit log, since people type
+    passwords into the username field) or deactivated (named)."""
+
+    account: _Account | None
+    reason: str
 
 
 class StaffService:
@@ -161,7 +166,9 @@ class StaffService:
         async with self.cpu.slot() as run_in_slot:
             attempt = await self._reserve_attempt(username, now)
             if isinstance(attempt, _Locked):
-                await self._audit_failure(now, attempt.account, "locked")
+                # Not audited: no password was checked, and the failure that set the lock
+                # is in the log already. Recording these would let anyone who knows a
+                # username write to the append-only log as fast as they can send requests.
                 return LoginRefused(
                     TooManyAttempts(
                         "This account is locked for a while after repeated failed logins.",
@@ -172,7 +179,7 @@ class StaffService:
                 # The same Argon2 work as a real check, so timing does not tell which
                 # usernames exist.
                 await run_in_slot(self.hashing.burn_time, password)
-                await self._audit_failure(now, None, "unknown_account")
+                await self._audit_failure(now, attempt.account, attempt.reason)
                 return invalid
             verified, upgraded_hash = await run_in_slot(
                 self.hashing.verify_and_upgrade, attempt.password_hash, password
@@ -194,8 +201,6 @@ class StaffService:
         return issued
 
     async def _audit_failure(self, now: datetime, account: _Account | None, reason: str) -> None:
-        """The account is named when it exists; a name that matches no account is not
-        kept (people type their password into the username field)."""
         await self.audit.record(AuditAction.LOGIN_FAILED, now, account, reason=reason)
 
     async def _reserve_attempt(self, username: str, now: datetime) -> _Reserved | _Locked | _NoSuchAccount:
@@ -203,9 +208,11 @@ class StaffService:
             # FOR UPDATE serialises attempts on one account for the few milliseconds
             # this takes, so N parallel guesses count as N.
             user = await StaffRepository(session).user_by_username(username, lock=True)
-            if user is None or not user.is_active:
-                return _NoSuchAccount()
+            if user is None:
+                return _NoSuchAccount(None, "unknown_account")
             account = _Account(user.id, user.username, user.role)
+            if not user.is_active:
+                return _NoSuchAccount(account, "inactive")
             if user.locked_until is not None and user.locked_until > now:
                 return _Locked(math.ceil((user.locked_until - now).total_seconds()), account)
             failures = self.throttle.recent_failures(

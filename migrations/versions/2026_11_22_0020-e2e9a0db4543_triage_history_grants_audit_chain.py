@@ -1,7 +1,8 @@
 """Triage: assignment, deadlines, transition history, grants, and the audit chain.
 
 The audit log is append-only in the database itself: a trigger refuses UPDATE, DELETE and
-TRUNCATE for every role, the service's included. (A superuser can still disable the
+TRUNCATE for every role, the service's included, and the head row only ever advances by
+one entry. (A superuser can still disable the
 trigger; the hash chain is what makes that visible.)
 
 Revision ID: e2e9a0db4543
@@ -25,6 +26,20 @@ CREATE FUNCTION audit_log_refuse_changes() RETURNS trigger LANGUAGE plpgsql AS $
 BEGIN
     RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP
         USING ERRCODE = 'insufficient_privilege';
+END
+$$
+"""
+
+# The head moves one entry at a time, forwards: rewinding it would hide the entries after
+# it from verification and make the next append collide with them.
+HEAD_ONLY_ADVANCES_FUNCTION = """
+CREATE FUNCTION audit_head_only_advances() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' OR NEW.id <> OLD.id OR NEW.seq <> OLD.seq + 1 THEN
+        RAISE EXCEPTION 'audit_head only advances by one entry: % refused', TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
 END
 $$
 """
@@ -62,6 +77,15 @@ def upgrade() -> None:
         "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
         "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_changes()"
     )
+    op.execute(HEAD_ONLY_ADVANCES_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER audit_head_only_advances BEFORE UPDATE OR DELETE ON audit_head "
+        "FOR EACH ROW EXECUTE FUNCTION audit_head_only_advances()"
+    )
+    op.execute(
+        "CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_refuse_changes()"
+    )
     op.create_index('ix_audit_log_case_id', 'audit_log', ['case_id', 'seq'], unique=False)
     op.create_table('case_transitions',
     sa.Column('case_id', sa.Uuid(), nullable=False),
@@ -89,6 +113,7 @@ def upgrade() -> None:
     op.create_foreign_key(op.f('fk_case_keys_granted_by_id_staff_users'), 'case_keys', 'staff_users', ['granted_by_id'], ['id'], ondelete='RESTRICT')
     op.add_column('cases', sa.Column('acknowledged_on', sa.Date(), nullable=True))
     op.add_column('cases', sa.Column('feedback_given_on', sa.Date(), nullable=True))
+    op.add_column('cases', sa.Column('next_due_on', sa.Date(), nullable=True))
     op.add_column('cases', sa.Column('assignee_id', sa.Uuid(), nullable=True))
     op.add_column('cases', sa.Column('resolution', sa.String(length=32), nullable=True))
     # Art. 9(1)(f): three months from the end of the acknowledgement period when none was sent.
@@ -106,7 +131,9 @@ def upgrade() -> None:
     op.create_index('ix_cases_assignee_queue', 'cases', ['assignee_id', 'received_on', 'id'], unique=False)
     op.create_index('ix_cases_category_queue', 'cases', ['category', 'received_on', 'id'], unique=False)
     op.create_index('ix_cases_drill_queue', 'cases', ['received_on', 'id'], unique=False, postgresql_where=sa.text('is_drill'))
-    op.create_index('ix_cases_open_queue', 'cases', ['received_on', 'id'], unique=False, postgresql_where=sa.text("state <> 'closed'"))
+    # No case is acknowledged yet: the next deadline of an open one is its acknowledgement.
+    op.execute("UPDATE cases SET next_due_on = acknowledge_due_on WHERE state <> 'closed'")
+    op.create_index('ix_cases_next_due', 'cases', ['next_due_on'], unique=False, postgresql_where=sa.text('next_due_on IS NOT NULL'))
     op.create_index('ix_cases_queue', 'cases', ['received_on', 'id'], unique=False)
     op.create_index('ix_cases_state_queue', 'cases', ['state', 'received_on', 'id'], unique=False)
     op.create_foreign_key(op.f('fk_cases_assignee_id_staff_users'), 'cases', 'staff_users', ['assignee_id'], ['id'], ondelete='RESTRICT')
@@ -118,7 +145,7 @@ def downgrade() -> None:
     op.drop_constraint(op.f('fk_cases_assignee_id_staff_users'), 'cases', type_='foreignkey')
     op.drop_index('ix_cases_state_queue', table_name='cases')
     op.drop_index('ix_cases_queue', table_name='cases')
-    op.drop_index('ix_cases_open_queue', table_name='cases', postgresql_where=sa.text("state <> 'closed'"))
+    op.drop_index('ix_cases_next_due', table_name='cases', postgresql_where=sa.text('next_due_on IS NOT NULL'))
     op.drop_index('ix_cases_drill_queue', table_name='cases', postgresql_where=sa.text('is_drill'))
     op.drop_index('ix_cases_category_queue', table_name='cases')
     op.drop_index('ix_cases_assignee_queue', table_name='cases')
@@ -128,12 +155,16 @@ def downgrade() -> None:
                nullable=True)
     op.drop_column('cases', 'resolution')
     op.drop_column('cases', 'assignee_id')
+    op.drop_column('cases', 'next_due_on')
     op.drop_column('cases', 'feedback_given_on')
     op.drop_column('cases', 'acknowledged_on')
     op.drop_constraint(op.f('fk_case_keys_granted_by_id_staff_users'), 'case_keys', type_='foreignkey')
     op.drop_column('case_keys', 'granted_at')
     op.drop_column('case_keys', 'granted_by_id')
     op.drop_table('case_transitions')
+    op.execute("DROP TRIGGER audit_head_no_truncate ON audit_head")
+    op.execute("DROP TRIGGER audit_head_only_advances ON audit_head")
+    op.execute("DROP FUNCTION audit_head_only_advances()")
     op.execute("DROP TRIGGER audit_log_no_truncate ON audit_log")
     op.execute("DROP TRIGGER audit_log_append_only ON audit_log")
     op.execute("DROP FUNCTION audit_log_refuse_changes()")

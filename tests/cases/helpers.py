@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from app.cases.models import Case
+from app.cases.service import refresh_next_due
 from app.db.session import SessionMaker
 from app.domain import crypto
 from app.domain.triage import acknowledgement_due, feedback_due
@@ -45,7 +46,10 @@ def case_row(received_on: date | None = None, **overrides: Any) -> Case:
         "sealed_report": os.urandom(600),
     }
     values.update(overrides)
-    return Case(**values)
+    case = Case(**values)
+    if "next_due_on" not in overrides:
+        refresh_next_due(case)  # as the service keeps it
+    return case
 
 
 async def insert_case(sessionmaker: SessionMaker, **overrides: Any) -> Case:

@@ -163,6 +163,7 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
     tina_id = created.json()["id"]
     assert (await client.post(f"/api/v1/users/{tina_id}/unlock", headers=admin_headers)).status_code == 200
     assert (await client.post(f"/api/v1/users/{tina_id}/deactivate", headers=admin_headers)).status_code == 200
+    await client.post("/api/v1/auth/token", data={"username": "tina.triage", "password": STRONG_PASSWORD})
 
     entries = await audit_actions(client, auditor)
     by_action: dict[str, list[dict]] = {}
@@ -185,6 +186,7 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
     failures = {entry["details"]["reason"]: entry for entry in by_action["auth.login_failed"]}
     assert failures["wrong_password"]["actor"] == "tina.triage"
     assert failures["unknown_account"]["actor"] is None
+    assert failures["inactive"]["actor"] == "tina.triage"
     assert typed_password not in str(entries)  # a mistyped password never reaches the log
     transition_entry = by_action["case.transition"][0]
     assert transition_entry["case_id"] == str(case.id)
@@ -201,6 +203,18 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
     verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
     assert verified["ok"] is True and verified["first_bad"] is None
     assert verified["entries"] == entries[0]["seq"]
+
+
+async def test_refusals_of_a_locked_account_do_not_fill_the_log(client, staff) -> None:
+    auditor = await staff.headers_for(Role.AUDITOR)
+    target = await staff.create(Role.TRIAGE)
+    statuses = []
+    for _ in range(12):
+        response = await client.post("/api/v1/auth/token", data={"username": target.username, "password": "not the password at all"})
+        statuses.append(response.status_code)
+    assert statuses.count(429) >= 6  # locked after five failures
+    failed = await audit_actions(client, auditor, action="auth.login_failed")
+    assert len([entry for entry in failed if entry["actor"] == target.username]) == statuses.count(401)
 
 
 async def test_the_audit_log_pages_and_filters(client, staff, sessionmaker) -> None:
@@ -257,6 +271,41 @@ async def test_verify_names_the_entry_a_superuser_altered(client, staff, session
     verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
     assert verified["ok"] is False
     assert verified["first_bad"] == target["seq"]
+
+
+async def test_the_head_cannot_be_rewound(client, staff, db_connection) -> None:
+    await staff.headers_for(Role.TRIAGE)
+    for statement in (
+        "UPDATE audit_head SET seq = seq - 1",
+        "UPDATE audit_head SET seq = seq + 2",
+        "DELETE FROM audit_head",
+        "TRUNCATE audit_head",
+    ):
+        savepoint = await db_connection.begin_nested()
+        with pytest.raises(DBAPIError, match="audit_head only advances|append-only"):
+            await db_connection.execute(text(statement))
+        await savepoint.rollback()
+
+
+async def test_verify_names_entries_written_beyond_the_head(client, staff, db_connection) -> None:
+    auditor = await staff.headers_for(Role.AUDITOR)
+    head_seq = (await audit_actions(client, auditor))[0]["seq"]
+    # Written around the service (the head not moved), as a rewound head would leave them.
+    await db_connection.execute(
+        text(
+            "INSERT INTO audit_log (seq, occurred_at, action, details, prev_hash, hash) "
+            "VALUES (:seq, now(), 'case.read', '{}', :zeros, :zeros)"
+        ),
+        {"seq": head_seq + 1, "zeros": bytes(32)},
+    )
+    verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
+    assert (verified["ok"], verified["first_bad"]) == (False, head_seq + 1)
+
+
+def test_audit_details_refuse_values_that_would_not_hash_the_same_after_a_round_trip() -> None:
+    record = AuditRecord(occurred_at=datetime(2026, 11, 22, tzinfo=UTC), action="x", details={"ratio": 0.1})
+    with pytest.raises(TypeError, match="float"):
+        entry_hash(GENESIS_HASH, 1, record)
 
 
 async def test_verify_notices_entries_cut_off_the_end(client, staff, db_connection) -> None:

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.cases.models import Case, CaseKey, CaseTransition
-from app.cases.repository import overdue_condition
 from app.cases.service import deadlines
 from app.domain import crypto
 from app.domain.staff import Role
@@ -83,6 +82,8 @@ async def test_refused_transitions_write_nothing(client, staff, sessionmaker) ->
         ({"action": "dismiss", "resolution": "duplicate"}, 422),
         ({"action": "dismiss", "expected_version": 3, "resolution": "duplicate", "note": "x"}, 422),
         ({"action": "refer", "expected_version": 3, "reason": "x" * 1001}, 422),
+        ({"action": "refer", "expected_version": 3, "reason": "NUL \u0000 inside"}, 422),  # refused by PostgreSQL
+        ({"action": "accept", "expected_version": 3, "assignee": "ivan\u0000"}, 422),
     ]
     for body, status in attempts:
         response = await client.post(f"/api/v1/cases/{case.id}/transitions", json=body, headers=triage)
@@ -103,6 +104,29 @@ async def test_the_409_names_the_allowed_actions(client, staff, sessionmaker) ->
     assert problem["type"] == "urn:cleanwindow:problem:transition-not-allowed"
     assert problem["allowed_actions"] == ["refer", "conclude"]
     assert "refer" in problem["detail"] and "conclude" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/cases", {"category": "bribery\x00"}),
+        ("/api/v1/cases", {"assignee": "kim\x00"}),
+        ("/api/v1/cases", {"cursor": crypto.b64url_encode(b'["2026-01-01", 5]')}),
+        ("/api/v1/cases", {"cursor": crypto.b64url_encode(b'["2026-01-01", ["x"]]')}),
+        ("/api/v1/cases", {"cursor": crypto.b64url_encode(b"\xff\xfe")}),
+        ("/api/v1/users/kim%00lee/public-key", {}),
+        ("/api/v1/audit", {"cursor": "\u00b2"}),
+        ("/api/v1/audit", {"cursor": "99999999999999999999"}),
+        ("/api/v1/audit", {"action": "case.read\x00"}),
+        ("/api/v1/audit", {"case_id": "not-a-uuid"}),
+    ],
+)
+async def test_bad_query_input_is_a_422_problem(client, staff, path, params) -> None:
+    supervisor = await staff.headers_for(Role.SUPERVISOR)
+    auditor = await staff.headers_for(Role.AUDITOR)
+    response = await client.get(path, params=params, headers=auditor if "audit" in path else supervisor)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
 
 
 # --- the whole path, with deadlines and the assigned investigator -------------------------
@@ -222,28 +246,65 @@ async def test_queue_filters(client, staff, sessionmaker) -> None:
     assert listed["items"][0]["overdue"] is True
 
 
-@pytest.mark.parametrize("state", ["received", "acknowledged", "investigating", "closed"])
-@pytest.mark.parametrize("acknowledged", [None, 20, 3])
-@pytest.mark.parametrize("feedback_given", [None, 1])
-@pytest.mark.parametrize("received_days_ago", [1, 9, 120])
-async def test_the_sql_overdue_filter_agrees_with_the_domain(
-    sessionmaker, state, acknowledged, feedback_given, received_days_ago
-) -> None:
-    received_on = days_ago(received_days_ago)
-    acknowledged_on = received_on + timedelta(days=acknowledged) if acknowledged is not None else None
-    case = await insert_case(
-        sessionmaker,
-        state=state,
-        received_on=received_on,
-        acknowledge_due_on=received_on + timedelta(days=7),
-        acknowledged_on=acknowledged_on,
-        feedback_due_on=(acknowledged_on or received_on + timedelta(days=7)) + timedelta(days=91),
-        feedback_given_on=days_ago(feedback_given) if feedback_given is not None else None,
-    )
-    today = date.today()
+async def stored_deadline_fields(sessionmaker, case_id):
     async with sessionmaker() as session:
-        in_sql = await session.scalar(select(overdue_condition(today)).where(Case.id == case.id))
-    assert in_sql is deadlines(case).overdue(today)
+        return await session.get(Case, case_id, populate_existing=True)
+
+
+async def test_next_due_follows_every_step_and_drives_the_overdue_filter(client, staff, sessionmaker) -> None:
+    """`next_due_on` is what the domain says after intake, each transition and the first
+    reply; the overdue filter is exactly the domain's `overdue`."""
+    triage_user = await staff.create(Role.TRIAGE)
+    triage = {"Authorization": f"Bearer {await staff.token_for(triage_user)}"}
+    supervisor = await staff.headers_for(Role.SUPERVISOR)
+    investigator = await staff.create(Role.INVESTIGATOR)
+    category = f"cat-{uuid.uuid4().hex[:6]}"
+    case = await insert_case(sessionmaker, category=category, received_on=days_ago(200), acknowledge_due_on=days_ago(193))
+    async with sessionmaker() as session:
+        session.add(
+            CaseKey(
+                case_id=case.id,
+                recipient_kind="staff",
+                staff_user_id=triage_user.id,
+                recipient_fingerprint="f" * 39,
+                sealed_key=b"\0" * crypto.SEALED_CONTENT_KEY_BYTES,
+            )
+        )
+        await session.commit()
+
+    async def check(expect_overdue: bool) -> None:
+        stored = await stored_deadline_fields(sessionmaker, case.id)
+        assert stored.next_due_on == deadlines(stored).next_due()
+        assert deadlines(stored).overdue(date.today()) is expect_overdue
+        listed = await client.get("/api/v1/cases", params={"category": category, "overdue": "true"}, headers=triage)
+        assert [item["id"] for item in listed.json()["items"]] == ([str(case.id)] if expect_overdue else [])
+        not_listed = await client.get("/api/v1/cases", params={"category": category, "overdue": "false"}, headers=triage)
+        assert [item["id"] for item in not_listed.json()["items"]] == ([] if expect_overdue else [str(case.id)])
+
+    await check(True)  # acknowledgement 193 days late
+    steps = [
+        (triage, "acknowledge", {}, False),  # feedback now due in three months
+        (triage, "start_assessment", {}, False),
+        (triage, "accept", {"assignee": investigator.username}, False),
+        (supervisor, "conclude", {"resolution": "unsubstantiated"}, False),  # closed: waits for nothing
+        (supervisor, "reopen", {"reason": "new facts"}, False),
+    ]
+    for version, (headers, action, fields, overdue) in enumerate(steps, start=1):
+        assert (await transition(client, headers, case.id, action, version, **fields)).status_code == 200
+        await check(overdue)
+    assert (await stored_deadline_fields(sessionmaker, case.id)).assignee_id is None  # reopened: unassigned
+    # Back-date the feedback deadline, as if three months had passed; then a reply meets it.
+    async with sessionmaker() as session:
+        stored = await session.get(Case, case.id)
+        stored.feedback_due_on = days_ago(1)
+        stored.next_due_on = days_ago(1)
+        await session.commit()
+    await check(True)
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"z" * 60)}
+    assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
+    await check(False)
+    stored = await stored_deadline_fields(sessionmaker, case.id)
+    assert (stored.feedback_given_on, stored.next_due_on) == (date.today(), None)
 
 
 # --- reading a case, messages and grants ---------------------------------------------------
