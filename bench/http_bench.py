@@ -84,6 +84,8 @@ class Scenario:
     expected_status: int
     # Called with the run's request count before each run, outside the timed region.
     prepare: Callable[[int], Awaitable[Prepared]]
+    # Clients at once for this scenario; None: the run's --concurrency.
+    concurrency: int | None = None
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -110,8 +112,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_server(python: str, pow_difficulty: int):
-    """A `cleanwindow serve` on a throwaway embedded PostgreSQL (or DATABASE_URL if set)."""
+def own_server(
+    python: str, pow_difficulty: int, *, extra_env: dict[str, str] | None = None, create_admin: bool = True
+):
+    """A `cleanwindow serve` on a throwaway embedded PostgreSQL (or DATABASE_URL if set,
+    in the environment or in `extra_env`). With `create_admin`, the admin account
+    USERNAME/PASSWORD is created through the CLI once the server is ready."""
     with tempfile.TemporaryDirectory(prefix="cw-bench-") as data_dir:
         env = {
             **os.environ,
@@ -127,6 +133,7 @@ def own_server(python: str, pow_difficulty: int):
             # what a bench run submits, so the difficulty stays at POW_DIFFICULTY
             # throughout and runs measure the server, not a rising client-side cost.
             "CLEANWINDOW_INTAKE__SUBMISSIONS_PER_WINDOW": str(10**9),
+            **(extra_env or {}),
         }
         env.pop("CLEANWINDOW_ENVIRONMENT", None)  # the other name for CLEANWINDOW_ENV
         port = free_port()
@@ -149,12 +156,13 @@ def own_server(python: str, pow_difficulty: int):
                 time.sleep(0.3)
             else:
                 raise SystemExit("server did not become ready within 120 s")
-            created = subprocess.run(
-                [python, "-m", "app.cli", "users", "create", USERNAME, "--role", "admin"],
-                env=env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=120,
-            )
-            if created.returncode != 0:
-                raise SystemExit(f"could not create the benchmark account: {created.stderr}")
+            if create_admin:
+                created = subprocess.run(
+                    [python, "-m", "app.cli", "users", "create", USERNAME, "--role", "admin"],
+                    env=env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=120,
+                )
+                if created.returncode != 0:
+                    raise SystemExit(f"could not create the benchmark account: {created.stderr}")
             yield base_url
         finally:
             process.send_signal(signal.SIGINT)
@@ -300,23 +308,42 @@ async def benchmark(base_url: str, args: argparse.Namespace) -> dict[str, tuple[
                 "submit: POST /reports (Argon2id + HPKE)", args.submit_requests, 201, prepare_submissions
             )
         scenarios = {key: scenarios[key] for key in SCENARIO_KEYS if key in args.scenarios}
+        return await run_interleaved(client, scenarios, args.repeats, args.concurrency)
 
-        results: dict[str, tuple[str, list[RunResult]]] = {
-            key: (scenario.label, []) for key, scenario in scenarios.items()
-        }
-        for scenario in scenarios.values():  # warm-up, not recorded
-            warm_up = min(scenario.total, 20)
-            prepared = await scenario.prepare(warm_up)
-            await run_once(client, prepared.send, warm_up, args.concurrency, scenario.expected_status)
-        for _ in range(args.repeats):
-            for key, scenario in scenarios.items():
-                prepared = await scenario.prepare(scenario.total)  # untimed
-                result = await run_once(
-                    client, prepared.send, scenario.total, args.concurrency, scenario.expected_status
-                )
-                result.pow_difficulties = prepared.pow_difficulties
-                results[key][1].append(result)
-        return results
+
+WARM_UP_REQUESTS = 20
+
+
+async def run_interleaved(
+    client: httpx.AsyncClient,
+    scenarios: dict[str, Scenario],
+    repeats: int,
+    concurrency: int,
+    on_round: Callable[[int], None] | None = None,
+) -> dict[str, tuple[str, list[RunResult]]]:
+    """A warm-up of each scenario (not recorded), then `repeats` rounds, each running every
+    scenario once in order, so that a noisy moment falls on all of them alike. `on_round`
+    hears 0 before the warm-up and n before round n."""
+    results: dict[str, tuple[str, list[RunResult]]] = {
+        key: (scenario.label, []) for key, scenario in scenarios.items()
+    }
+    if on_round:
+        on_round(0)
+    for scenario in scenarios.values():  # warm-up, not recorded
+        warm_up = min(scenario.total, WARM_UP_REQUESTS)
+        prepared = await scenario.prepare(warm_up)
+        await run_once(client, prepared.send, warm_up, scenario.concurrency or concurrency, scenario.expected_status)
+    for round_number in range(1, repeats + 1):
+        if on_round:
+            on_round(round_number)
+        for key, scenario in scenarios.items():
+            prepared = await scenario.prepare(scenario.total)  # untimed
+            result = await run_once(
+                client, prepared.send, scenario.total, scenario.concurrency or concurrency, scenario.expected_status
+            )
+            result.pow_difficulties = prepared.pow_difficulties
+            results[key][1].append(result)
+    return results
 
 
 def report(results: dict[str, tuple[str, list[RunResult]]], args: argparse.Namespace) -> str:
@@ -342,12 +369,17 @@ def report(results: dict[str, tuple[str, list[RunResult]]], args: argparse.Names
             f"submit: proof-of-work difficulty {shown} ({server}); challenges fetched and solved "
             f"before each run, outside the timed region"
         )
-    lines += [
-        "",
+    lines += ["", *results_table(results, BASELINE)]
+    return "\n".join(lines)
+
+
+def results_table(results: dict[str, tuple[str, list[RunResult]]], baseline: str) -> list[str]:
+    """The markdown table of medians over runs (and a line per scenario that had errors)."""
+    lines = [
         "| scenario | requests/s | p50 ms | p99 ms | vs. baseline | errors |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    baseline_runs = results[BASELINE][1]
+    baseline_runs = results[baseline][1]
     details = []
     for key, (label, runs) in results.items():
         ratio = statistics.median(
@@ -368,7 +400,7 @@ def report(results: dict[str, tuple[str, list[RunResult]]], args: argparse.Names
             details.append(f"errors in {key}: " + ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items())))
     if details:
         lines += [""] + details
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:

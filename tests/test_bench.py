@@ -1,12 +1,17 @@
-"""The benchmark script keeps working (tiny numbers; it measures nothing here)."""
+"""The benchmark scripts keep working (tiny numbers; they measure nothing here)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +57,64 @@ def test_the_benchmark_refuses_bad_arguments_before_starting_anything(
 ) -> None:
     result = subprocess.run(
         [sys.executable, str(project_root / "bench" / "http_bench.py"), *arguments],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+async def _database_exists(server_url: str, name: str) -> bool:
+    engine = create_async_engine(make_url(server_url).set(drivername="postgresql+asyncpg"))
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": name})
+            return found == 1
+    finally:
+        await engine.dispose()
+
+
+def test_the_case_benchmark_runs_end_to_end_on_a_small_queue(project_root: Path) -> None:
+    # The suite's server when it has one, else the bench's own embedded PostgreSQL.
+    server = os.environ.get("TEST_DATABASE_URL")
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "cases_bench.py"),
+         "--cases", "3000", "--requests", "3", "--transitions", "3", "--baseline-requests", "5",
+         "--repeats", "1", "--concurrency", "2", "--transition-concurrency", "4",
+         *(["--database-url", server] if server else [])],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=project_root,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "scenario" not in line]
+    assert len(rows) == 9, result.stdout
+    assert rows[0].startswith("| healthz") and rows[-1].startswith("| POST /cases/{id}/transitions")
+    assert all(row.rstrip(" |").endswith("| 0") for row in rows), result.stdout
+    assert "3,000 generated cases" in result.stdout
+    # Four acknowledges of one case at once: one wins, three are told the case moved on.
+    assert "1 x 200, 3 x 409 (3 stale-version) -> OK" in result.stdout
+    assert re.search(r"consistency: .* -> OK$", result.stdout, re.MULTILINE), result.stdout
+    # Every queue query shape was explained.
+    assert result.stdout.count("rows of cases read") == 8, result.stdout
+    created = re.search(r"created database (cw_bench_[0-9a-f]+)", result.stderr)
+    assert created and f"dropped database {created.group(1)}" in result.stderr
+    if server:
+        assert not asyncio.run(_database_exists(server, created.group(1)))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--database-url", "postgresql://postgres@10.0.0.5:5432/postgres"], "loopback"),
+        (["--database-url", "postgresql://postgres@db.example.org/postgres"], "loopback"),
+        (["--cases", "10"], "--cases"),
+        (["--scenarios", "first,nonsense"], "unknown scenario"),
+        (["--transition-concurrency", "1"], "--transition-concurrency"),
+    ],
+)
+def test_the_case_benchmark_refuses_bad_arguments_before_starting_anything(
+    project_root: Path, arguments: list[str], complaint: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "cases_bench.py"), *arguments],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
     assert result.returncode != 0

@@ -44,7 +44,9 @@ class Case(UUIDPrimaryKey, Base):
         Index("ix_cases_state_queue", "state", "received_on", "id"),
         Index("ix_cases_category_queue", "category", "received_on", "id"),
         Index("ix_cases_assignee_queue", "assignee_id", "received_on", "id"),
-        # Overdue is `next_due_on < today`: a range on this index, whatever the day.
+        # Overdue is `next_due_on < today`, over the few cases still waiting for an act:
+        # walked in queue order when many of them are overdue, by due date when few are.
+        Index("ix_cases_waiting_queue", "received_on", "id", postgresql_where=text("next_due_on IS NOT NULL")),
         Index("ix_cases_next_due", "next_due_on", postgresql_where=text("next_due_on IS NOT NULL")),
         Index("ix_cases_drill_queue", "received_on", "id", postgresql_where=text("is_drill")),
     )

@@ -76,7 +76,9 @@ class CaseRepository:
             # `= true`, not `IS true`: only the former matches the partial index on drills.
             query = query.where(Case.is_drill == filters.drill)
         if filters.overdue is True:
-            query = query.where(overdue_condition(today))
+            # The IS NOT NULL is implied, but spelled out it lets the planner match the
+            # partial index of waiting cases.
+            query = query.where(Case.next_due_on.is_not(None), overdue_condition(today))
         elif filters.overdue is False:
             query = query.where(or_(Case.next_due_on.is_(None), not_(overdue_condition(today))))
         return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]

@@ -134,6 +134,7 @@ def upgrade() -> None:
     # No case is acknowledged yet: the next deadline of an open one is its acknowledgement.
     op.execute("UPDATE cases SET next_due_on = acknowledge_due_on WHERE state <> 'closed'")
     op.create_index('ix_cases_next_due', 'cases', ['next_due_on'], unique=False, postgresql_where=sa.text('next_due_on IS NOT NULL'))
+    op.create_index('ix_cases_waiting_queue', 'cases', ['received_on', 'id'], unique=False, postgresql_where=sa.text('next_due_on IS NOT NULL'))
     op.create_index('ix_cases_queue', 'cases', ['received_on', 'id'], unique=False)
     op.create_index('ix_cases_state_queue', 'cases', ['state', 'received_on', 'id'], unique=False)
     op.create_foreign_key(op.f('fk_cases_assignee_id_staff_users'), 'cases', 'staff_users', ['assignee_id'], ['id'], ondelete='RESTRICT')
@@ -145,6 +146,7 @@ def downgrade() -> None:
     op.drop_constraint(op.f('fk_cases_assignee_id_staff_users'), 'cases', type_='foreignkey')
     op.drop_index('ix_cases_state_queue', table_name='cases')
     op.drop_index('ix_cases_queue', table_name='cases')
+    op.drop_index('ix_cases_waiting_queue', table_name='cases', postgresql_where=sa.text('next_due_on IS NOT NULL'))
     op.drop_index('ix_cases_next_due', table_name='cases', postgresql_where=sa.text('next_due_on IS NOT NULL'))
     op.drop_index('ix_cases_drill_queue', table_name='cases', postgresql_where=sa.text('is_drill'))
     op.drop_index('ix_cases_category_queue', table_name='cases')
