@@ -93,7 +93,8 @@ class TransitionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Action
-    expected_version: int = Field(ge=1, description="The version the caller read; a stale one gets 409.")
+    # Strict: `true` or "1" would otherwise pass as version 1, and a version is compared, not guessed.
+    expected_version: int = Field(ge=1, strict=True, description="The version the caller read; a stale one gets 409.")
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=REASON_MAX)] | None = Field(
         None,
         description="Why (required for `reopen`). Stored in the clear in the history: a staff note, "

@@ -80,6 +80,9 @@ async def test_refused_transitions_write_nothing(client, staff, sessionmaker) ->
         ({"action": "fly", "expected_version": 3}, 422),
         ({"action": "dismiss", "expected_version": 0, "resolution": "duplicate"}, 422),
         ({"action": "dismiss", "resolution": "duplicate"}, 422),
+        ({"action": "dismiss", "expected_version": True, "resolution": "duplicate"}, 422),
+        ({"action": "dismiss", "expected_version": "3", "resolution": "duplicate"}, 422),
+        ({"action": "dismiss", "expected_version": 3.0, "resolution": "duplicate"}, 422),
         ({"action": "dismiss", "expected_version": 3, "resolution": "duplicate", "note": "x"}, 422),
         ({"action": "refer", "expected_version": 3, "reason": "x" * 1001}, 422),
         ({"action": "refer", "expected_version": 3, "reason": "NUL \u0000 inside"}, 422),  # refused by PostgreSQL
