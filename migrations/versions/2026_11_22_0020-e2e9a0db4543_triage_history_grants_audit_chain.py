@@ -2,8 +2,8 @@
 
 The audit log is append-only in the database itself: a trigger refuses UPDATE, DELETE and
 TRUNCATE for every role, the service's included, and the head row only ever advances by
-one entry. (A superuser can still disable the
-trigger; the hash chain is what makes that visible.)
+one entry. (A superuser can still disable the triggers; the hash chain is what makes that
+visible.)
 
 Revision ID: e2e9a0db4543
 Revises: be4b35b0294d
