@@ -70,12 +70,8 @@ class OpenedCase:
         return json.loads(plaintext)
 
     def seal_message(self, message_id: uuid.UUID, body: str) -> bytes:
-        return crypto.seal(
-            self.content_key,
-            body.encode(),
-            purpose=crypto.PURPOSE_MESSAGE,
-            case_id=self.id,
-            item_id=message_id,
+        return crypto.seal_message(
+            self.content_key, body, case_id=self.id, message_id=message_id, author="staff"
         )
 
     def content_key_sealed_to(self, grantee: StaffPublicKey) -> tuple[crypto.PublicKey, bytes]:
