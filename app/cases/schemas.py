@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
 
 from app.domain import crypto
 from app.domain.triage import Action, CaseState, Resolution
@@ -132,6 +132,22 @@ class StaffMessageIn(BaseModel):
 
     id: uuid.UUID = Field(description="Chosen by the client: the seal's associated data binds it.")
     sealed_body: Annotated[Sealed, Field(min_length=crypto.NONCE_BYTES + 16, max_length=SEALED_MESSAGE_MAX)]
+    seal_format: Literal[2] = Field(
+        description="2: the body is sealed with its author (`staff`) bound into the associated data. "
+        "Bodies sealed without it (format 1, older clients) are refused: a database writer could "
+        "pass them off as the reporter's."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_older_seal_formats(cls, data: Any) -> Any:
+        # Said plainly, because an older `cleanwindow` shows this detail as its whole answer.
+        if isinstance(data, dict) and data.get("seal_format") != crypto.MESSAGE_SEAL_FORMAT:
+            raise ValueError(
+                f"messages must be sealed in seal_format {crypto.MESSAGE_SEAL_FORMAT}, with their author "
+                "bound in; this client seals an older format: update cleanwindow and send the message again"
+            )
+        return data
 
 
 class StaffMessageOut(BaseModel):

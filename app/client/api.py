@@ -24,7 +24,7 @@ from app.client.models import (
     StaffPublicKey,
     TransitionResult,
 )
-from app.domain.crypto import PublicKey, b64url_encode
+from app.domain.crypto import MESSAGE_SEAL_FORMAT, PublicKey, b64url_encode
 
 URL_VARIABLE = "CLEANWINDOW_URL"
 TOKEN_VARIABLE = "CLEANWINDOW_TOKEN"
@@ -126,7 +126,11 @@ class ApiClient:
     def send_message(
         self, case_id: uuid.UUID, message_id: uuid.UUID, sealed_body: bytes
     ) -> MessageSent:
-        body = {"id": str(message_id), "sealed_body": b64url_encode(sealed_body)}
+        body = {
+            "id": str(message_id),
+            "sealed_body": b64url_encode(sealed_body),
+            "seal_format": MESSAGE_SEAL_FORMAT,
+        }
         return self._parse(
             MessageSent, self._request("POST", f"/cases/{case_id}/messages", json=body)
         )

@@ -20,6 +20,7 @@ import typer
 
 from app.client import render
 from app.client.api import ApiClient, ClientError
+from app.client.models import SealedMessage
 from app.client.sealing import (
     OpenedCase,
     new_private_file,
@@ -90,14 +91,18 @@ def case_document(case: OpenedCase) -> dict[str, Any]:
         ),
         "content_key_fingerprint": sealed.content_key.fingerprint if sealed.content_key else None,
         "report": case.report(),
-        "messages": [
-            {
-                **message.model_dump(mode="json", exclude={"sealed_body"}),
-                "body": case.message_body(message),
-            }
-            for message in sealed.messages
-        ],
+        "messages": [message_document(case, message) for message in sealed.messages],
         "attachments": attachments,
+    }
+
+
+def message_document(case: OpenedCase, message: SealedMessage) -> dict[str, Any]:
+    opened = case.message(message)
+    return {
+        **message.model_dump(mode="json", exclude={"sealed_body"}),
+        "body": opened.body if opened else None,
+        "readable": opened is not None,
+        "author_verified": opened.author_verified if opened else False,
     }
 
 
@@ -203,6 +208,13 @@ def cases_show(
     with ApiClient.from_environment() as api:
         document = case_document(opened(api, case_id, key))
     typer.echo(render.as_json(document) if as_json else render.case_text(document))
+    for message in document["messages"]:
+        if not message["readable"]:
+            typer.echo(
+                f"cleanwindow: warning: message #{message['seq']} of case {case_id} does not open: "
+                f"{render.UNREADABLE_REASON}",
+                err=True,
+            )
 
 
 @cases_cli.command("reply")

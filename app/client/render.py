@@ -17,6 +17,8 @@ from app.client.models import CaseSummary, HistoryEntry
 
 NONE = "-"
 INDENT = "  "
+UNREADABLE_REASON = "it is damaged, was tampered with, or its author was changed"
+UNVERIFIED_MARK = "  [author unverified: sealed before authors were bound]"
 
 
 def as_json(value: Any) -> str:
@@ -187,7 +189,11 @@ def case_text(document: dict[str, Any]) -> str:
         when = (
             timestamp(message["sent_at"]) + " UTC" if message.get("sent_at") else message["sent_on"]
         )
-        lines.append(f"{INDENT}#{message['seq']} {printable(author)}, {when}")
+        mark = "" if message["author_verified"] or not message["readable"] else UNVERIFIED_MARK
+        lines.append(f"{INDENT}#{message['seq']} {printable(author)}, {when}{mark}")
+        if not message["readable"]:
+            lines.append(f"{INDENT * 2}[does not open: {UNREADABLE_REASON}]")
+            continue
         lines.extend(
             INDENT * 2 + line for line in printable(message["body"], keep_newlines=True).split("\n")
         )

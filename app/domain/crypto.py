@@ -9,8 +9,8 @@ ciphertext's associated data, so a format change can never be confused with the 
 - Each case has a fresh 32-byte *content key*. Everything about the case (the report,
   the contact details, messages, attachment chunks) is AES-256-GCM under that key with a
   random 96-bit nonce, and the associated data names what the plaintext is and the id
-  of the case (and of the item) it belongs to: a ciphertext moved to another record, or
-  to another field, fails to open.
+  of the case (and of the item) it belongs to, and a message's author: a ciphertext moved
+  to another record, or to another field, or given another author, fails to open.
 - The content key is sealed with HPKE (RFC 9180, mode base, MLKEM768_X25519 /
   HKDF_SHA256 / AES_256_GCM) to each reader's public key, with the case id bound in as
   HPKE `info`.
@@ -255,8 +255,54 @@ def open_sealed(
 
 # What each sealed blob is; part of its associated data.
 PURPOSE_REPORT = "report"
+# Message format 1 bound no author: anyone able to write the database could turn a staff
+# message into a reporter's statement. Such messages still open (marked unverified);
+# nothing new is sealed this way.
 PURPOSE_MESSAGE = "message"
 PURPOSE_ATTACHMENT_META = "attachment-meta"
+
+# Message format 2: the author is part of the purpose, so a message whose `author` column
+# was changed no longer opens. The staff API takes this number with each sealed message.
+MESSAGE_SEAL_FORMAT = 2
+MESSAGE_AUTHORS = ("reporter", "staff")
+
+
+def message_purpose(author: str) -> str:
+    return f"message-by-{author}"
+
+
+def seal_message(
+    content_key: bytes, body: str, *, case_id: uuid.UUID, message_id: uuid.UUID, author: str
+) -> bytes:
+    if author not in MESSAGE_AUTHORS:
+        raise ValueError(f"A message's author is one of {MESSAGE_AUTHORS}.")
+    return seal(content_key, body.encode(), purpose=message_purpose(author), case_id=case_id, item_id=message_id)
+
+
+@dataclass(frozen=True)
+class OpenedMessage:
+    body: str
+    # False: sealed in format 1, so only the database vouches for the author shown.
+    author_verified: bool
+
+
+def open_message(
+    content_key: bytes, sealed: bytes, *, case_id: uuid.UUID, message_id: uuid.UUID, author: str
+) -> OpenedMessage:
+    """Opens a message as written by `author` (format 2), else as a format 1 message.
+    DecryptionFailed when it opens as neither, or is not UTF-8 text: a staff client's seal
+    reaches the server unchecked, so every reader must expect one that does not open."""
+    where = {"case_id": case_id, "item_id": message_id}
+    try:
+        plaintext = open_sealed(content_key, sealed, purpose=message_purpose(author), **where)
+        author_verified = True
+    except DecryptionFailed:
+        plaintext = open_sealed(content_key, sealed, purpose=PURPOSE_MESSAGE, **where)
+        author_verified = False
+    try:
+        return OpenedMessage(plaintext.decode(), author_verified)
+    except UnicodeDecodeError as error:
+        raise DecryptionFailed("The message is not UTF-8 text.") from error
 
 
 def _chunk_purpose(index: int, final: bool) -> str:

@@ -33,7 +33,15 @@ class MessageOut(BaseModel):
     seq: int
     author: Literal["reporter", "staff"]
     sent_on: date
-    body: str
+    body: str | None = Field(description="The text; null when the message does not open (see `readable`).")
+    readable: bool = Field(
+        description="False when the message does not open: damaged, sealed under another key, not "
+        "UTF-8 text, or its author changed in the database. The other messages are shown all the same."
+    )
+    author_verified: bool = Field(
+        description="True when the sealed message itself names `author`. False for a message sealed "
+        "before authors were bound (its author is only the database's word) and for an unreadable one."
+    )
 
 
 class MessageCreated(BaseModel):

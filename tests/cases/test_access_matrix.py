@@ -194,7 +194,7 @@ async def ask(client: httpx.AsyncClient, scene: Scene, endpoint: str, headers: d
         body = {"action": "refer", "expected_version": 3, "reason": "For the prosecutor."}
         return await client.post(f"{case}/transitions", json=body, headers=headers)
     if endpoint == "message":
-        body = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(os.urandom(200))}
+        body = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(os.urandom(200)), "seal_format": 2}
         return await client.post(f"{case}/messages", json=body, headers=headers)
     if endpoint == "grant":
         body = {

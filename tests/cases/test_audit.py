@@ -153,8 +153,9 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
         json={
             "id": str(message_id),
             "sealed_body": crypto.b64url_encode(
-                crypto.seal(content_key, b"Thank you", purpose=crypto.PURPOSE_MESSAGE, case_id=case.id, item_id=message_id)
+                crypto.seal_message(content_key, "Thank you", case_id=case.id, message_id=message_id, author="staff")
             ),
+            "seal_format": crypto.MESSAGE_SEAL_FORMAT,
         },
         headers=tina,
     )

@@ -303,7 +303,7 @@ async def test_next_due_follows_every_step_and_drives_the_overdue_filter(client,
         stored.next_due_on = days_ago(1)
         await session.commit()
     await check(True)
-    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"z" * 60)}
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"z" * 60), "seal_format": 2}
     assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
     await check(False)
     stored = await stored_deadline_fields(sessionmaker, case.id)
@@ -356,16 +356,16 @@ async def test_staff_read_sealed_cases_reply_and_grant(client, staff, sessionmak
 
     # A reply sealed on the officer's machine reaches the reporter, opened with the receipt.
     message_id = uuid.uuid4()
-    sealed = crypto.seal(content_key, "언제 연락드리면 될까요?".encode(), purpose=crypto.PURPOSE_MESSAGE, case_id=case_uuid, item_id=message_id)
+    sealed = crypto.seal_message(content_key, "언제 연락드리면 될까요?", case_id=case_uuid, message_id=message_id, author="staff")
     sent = await client.post(
         f"/api/v1/cases/{case_id}/messages",
-        json={"id": str(message_id), "sealed_body": crypto.b64url_encode(sealed)},
+        json={"id": str(message_id), "sealed_body": crypto.b64url_encode(sealed), "seal_format": 2},
         headers=triage,
     )
     assert sent.status_code == 201, sent.text
     again = await client.post(
         f"/api/v1/cases/{case_id}/messages",
-        json={"id": str(message_id), "sealed_body": crypto.b64url_encode(sealed)},
+        json={"id": str(message_id), "sealed_body": crypto.b64url_encode(sealed), "seal_format": 2},
         headers=triage,
     )
     assert again.status_code == 409
@@ -443,7 +443,7 @@ async def test_grants_and_messages_refuse_what_cannot_be_right(client, staff, se
     assert stale_fingerprint.status_code == 409 and "re-seal" in stale_fingerprint.json()["detail"]
     assert (await grant(triage)).status_code == 201
 
-    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"x" * 40)}
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"x" * 40), "seal_format": 2}
     no_key = await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=holder_less)
     assert no_key.status_code == 409 and no_key.json()["type"] == "urn:cleanwindow:problem:no-content-key"
     too_short = await client.post(f"/api/v1/cases/{case.id}/messages", json={**message, "sealed_body": "AAAA"}, headers=triage)
@@ -476,6 +476,6 @@ async def test_feedback_counts_from_the_first_staff_message_after_acknowledgemen
     # overdue in the statistics' eyes (acknowledgement late) and no longer in the queue.
     assert acknowledged["feedback_due_on"] > date.today().isoformat()
     assert acknowledged["overdue"] is False
-    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"y" * 60)}
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"y" * 60), "seal_format": 2}
     assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
     assert (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()["feedback_given_on"] == date.today().isoformat()

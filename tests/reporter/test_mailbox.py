@@ -17,7 +17,6 @@ from app.domain import crypto
 from app.domain.receipts import damm_check_digit, new_receipt, parse_receipt
 from app.domain.staff import Role
 from app.intake.models import IntakeBudget
-from app.reporter.service import seal_message
 from app.settings import Settings
 from tests.intake.helpers import client_for, report_body, reporter_headers, submit_ok
 
@@ -154,16 +153,17 @@ async def test_staff_reply_reaches_the_reporter_and_reporter_message_reaches_sta
         )).one()
         content_key = crypto.open_content_key(sealed.sealed_key, recovery_key, case.id)
         reporter_message = (await session.scalars(select(CaseMessage))).one()
-        assert crypto.open_sealed(
-            content_key, reporter_message.sealed_body, purpose=crypto.PURPOSE_MESSAGE,
-            case_id=case.id, item_id=reporter_message.id,
-        ) == b"I also have the invoice."
+        assert crypto.open_message(
+            content_key, reporter_message.sealed_body, case_id=case.id, message_id=reporter_message.id, author="reporter"
+        ) == crypto.OpenedMessage("I also have the invoice.", author_verified=True)
         assert reporter_message.sent_at is None  # a reporter's message carries a date only
         reply = CaseMessage(
             id=uuid.uuid4(), case_id=case.id, seq=2, author="staff", staff_user_id=officer.id,
             sent_on=datetime.now(UTC).date(), sent_at=datetime.now(UTC),
         )
-        reply.sealed_body = seal_message(content_key, case.id, reply.id, "언제 받으셨나요? When did you receive it?")
+        reply.sealed_body = crypto.seal_message(
+            content_key, "언제 받으셨나요? When did you receive it?", case_id=case.id, message_id=reply.id, author="staff"
+        )
         session.add(reply)
         await session.commit()
     thread = (await client.get("/api/v1/reporter/report", headers=headers)).json()["messages"]
