@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
+from app.domain.clock import utc_now
 from app.domain.staff import PasswordHashing
 from app.platform import health
 from app.platform.cpu import CpuBudget
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.clock = utc_now  # tests set their own: `app.state.clock = lambda: instant`
     app.state.password_hashing = PasswordHashing()
     app.state.cpu = CpuBudget(settings.auth.max_concurrent_hashes, settings.auth.hash_queue_seconds)
     app.state.receipt_cpu = CpuBudget(

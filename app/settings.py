@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.clock import DEFAULT_TIMEZONE, organisation_zone
 from app.domain.crypto import PublicKey
 from app.domain.errors import InvalidInput
 from app.domain.intake import DEFAULT_CATEGORIES, DEFAULT_ORG_UNITS, Channel, Option
@@ -139,6 +141,9 @@ class Settings(BaseSettings):
     # batches at this interval, so their write time reveals nothing; 0 writes at once.
     reporter_log_delay_seconds: int = Field(3600, ge=0)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    # The organisation's calendar: dates of receipt, deadlines and "overdue" are dates in
+    # this IANA zone; instants stay UTC.
+    timezone: str = DEFAULT_TIMEZONE
 
     database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
     data_dir: Path = Field(Path(".cleanwindow"), validation_alias="CLEANWINDOW_DATA_DIR")
@@ -164,6 +169,19 @@ class Settings(BaseSettings):
                 "postgresql+asyncpg://user:password@host:5432/dbname"
             )
         return f"{_ASYNC_SCHEMES[scheme]}://{rest}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _is_an_iana_zone(cls, value: str) -> str:
+        try:
+            organisation_zone(value)
+        except ValueError as error:
+            raise ValueError(f"CLEANWINDOW_TIMEZONE: {error}") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return organisation_zone(self.timezone)
 
     @field_validator("recovery_public_key", mode="before")
     @classmethod

@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import ipaddress
 import json
+import os
 import random
 import secrets
 import statistics
@@ -53,7 +54,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ from http_bench import (  # noqa: E402  (a sibling script, not a package)
 
 from app.cases.repository import CaseFilters, CaseRepository, QueuePosition  # noqa: E402
 from app.cases.service import encode_cursor  # noqa: E402
+from app.domain.clock import DEFAULT_TIMEZONE, organisation_date, organisation_zone, utc_now  # noqa: E402
 from app.domain.crypto import PrivateKey  # noqa: E402
 from app.domain.intake import DEFAULT_CATEGORIES, DEFAULT_ORG_UNITS  # noqa: E402
 from app.domain.staff import PasswordHashing, Role  # noqa: E402
@@ -673,7 +675,10 @@ def main() -> None:
     if args.database_url:
         refuse_non_loopback_database(args.database_url)
 
-    today = datetime.now(UTC).date()
+    # The organisation's date, as the service started below (which inherits this
+    # environment) computes it, so that the summary's "overdue" agrees with the service's.
+    zone = organisation_zone(os.environ.get("CLEANWINDOW_TIMEZONE", DEFAULT_TIMEZONE))
+    today = organisation_date(utc_now(), zone)
     with database_server(args.database_url) as server:
         name = f"cw_bench_{secrets.token_hex(4)}"
         asyncio.run(admin(server, f'CREATE DATABASE "{name}"'))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from app.db import migrations
 from app.cases.models import Case
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
+from app.domain.clock import organisation_date, organisation_zone, utc_now
 from app.domain.crypto import PrivateKey
 from app.domain.staff import PasswordHashing, Role
 from app.main import create_app
@@ -31,6 +33,14 @@ from app.staff.models import StaffUser
 
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 STRONG_PASSWORD = "correct horse battery staple"
+# Set explicitly so that no CLEANWINDOW_TIMEZONE in the environment changes the tests' dates.
+# Seoul is UTC+9 all year: its date differs from UTC's from 00:00 to 09:00 every day.
+TEST_TIMEZONE = "Asia/Seoul"
+
+
+def organisation_today() -> date:
+    """Today as the app under test dates things (its clock, the test settings' zone)."""
+    return organisation_date(utc_now(), organisation_zone(TEST_TIMEZONE))
 
 
 def _async_url(raw: str) -> str:
@@ -146,6 +156,7 @@ def settings(recovery_key: PrivateKey) -> Settings:
         DATABASE_URL="postgresql+asyncpg://unused@localhost/unused",
         RECOVERY_PUBLIC_KEY=recovery_key.public_key.to_text(),
         POW_DIFFICULTY=TEST_POW_DIFFICULTY,
+        timezone=TEST_TIMEZONE,
     )
 
 
@@ -157,6 +168,23 @@ def password_hashing() -> PasswordHashing:
 @pytest.fixture
 def app(settings: Settings, sessionmaker: SessionMaker):
     return create_app(settings, sessionmaker=sessionmaker)
+
+
+class FixedClock:
+    """The app's clock, stopped at an instant the test sets: `clock.now = datetime(...)`."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(app) -> FixedClock:
+    """Stops the app's clock (`app.state.clock`) at the present until the test moves it."""
+    app.state.clock = FixedClock(utc_now())
+    return app.state.clock
 
 
 @pytest.fixture

@@ -176,3 +176,29 @@ def test_intake_categories_are_configurable_and_codes_unique(clean_env: pytest.M
     )
     with pytest.raises(ValidationError, match="repeats a code"):
         Settings()
+
+
+def test_the_organisation_s_time_zone_defaults_to_seoul_and_is_configurable(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings().timezone == "Asia/Seoul"
+    assert Settings().zone.key == "Asia/Seoul"
+    clean_env.setenv("CLEANWINDOW_TIMEZONE", "Europe/Paris")
+    assert Settings().zone.key == "Europe/Paris"
+
+
+@pytest.mark.parametrize("value", ["Mars/Olympus_Mons", "KST", "+09:00", "", "localtime", "../etc/passwd"])
+def test_a_time_zone_that_is_not_an_iana_zone_is_refused(clean_env: pytest.MonkeyPatch, value: str) -> None:
+    clean_env.setenv("CLEANWINDOW_TIMEZONE", value)
+    with pytest.raises(ValidationError, match="CLEANWINDOW_TIMEZONE: .* is not an IANA time zone"):
+        Settings()
+
+
+def test_the_service_refuses_to_start_with_an_unknown_time_zone(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANWINDOW_") and k != "DATABASE_URL"}
+    env.update({"CLEANWINDOW_TIMEZONE": "Asia/Seul", "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/d"})
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--port", "1"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "CLEANWINDOW_TIMEZONE: 'Asia/Seul' is not an IANA time zone" in result.stderr
+    assert "Traceback" not in result.stderr

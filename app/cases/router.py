@@ -32,7 +32,7 @@ from app.domain.crypto import PublicKey
 from app.domain.intake import Channel
 from app.domain.triage import CaseState, Request
 from app.platform.problems import problem_responses
-from app.staff.deps import CurrentStaff, utc_now
+from app.staff.deps import CurrentStaff, Now
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 
@@ -57,6 +57,7 @@ def summary(view: CaseView) -> dict:
 async def list_cases(
     user: CurrentStaff,
     service: CaseServiceDep,
+    now: Now,
     state: CaseState | None = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     channel: Channel | None = None,
@@ -78,7 +79,7 @@ async def list_cases(
         assignee_id=assignee_id,
         drill=drill,
     )
-    page = await service.queue(user, filters, cursor, limit, utc_now().date())
+    page = await service.queue(user, filters, cursor, limit, now)
     return CasePage(items=[CaseSummary(**summary(view)) for view in page.items], next_cursor=page.next_cursor)
 
 
@@ -88,8 +89,8 @@ async def list_cases(
     responses=problem_responses(401, 403, 404),
     summary="A case: metadata, deadlines, version, and its content sealed (never plaintext)",
 )
-async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep) -> CaseDetail:
-    view = await service.detail(user, case_id, utc_now())
+async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep, now: Now) -> CaseDetail:
+    view = await service.detail(user, case_id, now)
     case = view.case
     return CaseDetail(
         **summary(view),
@@ -133,9 +134,9 @@ async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseService
     summary="An attachment's sealed chunks, each prefixed by its length (4 bytes, big-endian)",
 )
 async def attachment(
-    case_id: uuid.UUID, attachment_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep
+    case_id: uuid.UUID, attachment_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep, now: Now
 ) -> StreamingResponse:
-    found, chunks = await service.attachment_chunks(user, case_id, attachment_id, utc_now())
+    found, chunks = await service.attachment_chunks(user, case_id, attachment_id, now)
     return StreamingResponse(
         chunks,
         media_type=ATTACHMENT_MEDIA_TYPE,
@@ -149,7 +150,9 @@ async def attachment(
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Move a case through the state machine",
 )
-async def transition(case_id: uuid.UUID, body: TransitionIn, user: CurrentStaff, service: CaseServiceDep) -> TransitionOut:
+async def transition(
+    case_id: uuid.UUID, body: TransitionIn, user: CurrentStaff, service: CaseServiceDep, now: Now
+) -> TransitionOut:
     request = Request(
         action=body.action,
         expected_version=body.expected_version,
@@ -157,7 +160,7 @@ async def transition(case_id: uuid.UUID, body: TransitionIn, user: CurrentStaff,
         resolution=body.resolution,
         assignee=body.assignee,
     )
-    view = await service.transition(user, case_id, request, utc_now())
+    view = await service.transition(user, case_id, request, now)
     return TransitionOut(**summary(view), allowed_actions=service.allowed_for(user, view.case))
 
 
@@ -196,9 +199,9 @@ async def history(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDe
     summary="A message to the reporter, sealed by the client under the case's content key",
 )
 async def send_message(
-    case_id: uuid.UUID, body: StaffMessageIn, user: CurrentStaff, service: CaseServiceDep
+    case_id: uuid.UUID, body: StaffMessageIn, user: CurrentStaff, service: CaseServiceDep, now: Now
 ) -> StaffMessageOut:
-    message = await service.add_message(user, case_id, body.id, body.sealed_body, utc_now())
+    message = await service.add_message(user, case_id, body.id, body.sealed_body, now)
     return StaffMessageOut(id=message.id, seq=message.seq, sent_on=message.sent_on, sent_at=message.sent_at)
 
 
@@ -209,8 +212,8 @@ async def send_message(
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Give a colleague the content key, re-sealed by the client to their public key",
 )
-async def grant(case_id: uuid.UUID, body: GrantIn, user: CurrentStaff, service: CaseServiceDep) -> GrantOut:
-    grantee, key = await service.grant(user, case_id, body.grantee, body.fingerprint, body.sealed_key, utc_now())
+async def grant(case_id: uuid.UUID, body: GrantIn, user: CurrentStaff, service: CaseServiceDep, now: Now) -> GrantOut:
+    grantee, key = await service.grant(user, case_id, body.grantee, body.fingerprint, body.sealed_key, now)
     return GrantOut(grantee=grantee.username, fingerprint=key.recipient_fingerprint, granted_at=key.granted_at)
 
 
@@ -220,5 +223,5 @@ async def grant(case_id: uuid.UUID, body: GrantIn, user: CurrentStaff, service: 
     responses=problem_responses(401, 403),
     summary="Counts by state and category and deadline compliance, over real cases only (never drills)",
 )
-async def stats(user: CurrentStaff, service: CaseServiceDep) -> Stats:
-    return Stats(**await service.stats(user, utc_now().date()))
+async def stats(user: CurrentStaff, service: CaseServiceDep, now: Now) -> Stats:
+    return Stats(**await service.stats(user, now))

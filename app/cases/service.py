@@ -24,6 +24,7 @@ from app.cases.repository import CaseFilters, CaseRepository, QueuePosition
 from app.db.session import SessionMaker
 from app.domain import crypto
 from app.domain.audit import AuditAction
+from app.domain.clock import organisation_date
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.staff import Role
 from app.domain.triage import (
@@ -109,6 +110,7 @@ class CaseService:
         self.content = IntakeRepository(session)
         self.audit = AuditLog(session)
         self.feedback_months = settings.intake.feedback_months
+        self.zone = settings.zone
 
     # --- access ----------------------------------------------------------------------
 
@@ -133,9 +135,10 @@ class CaseService:
     # --- reading ---------------------------------------------------------------------
 
     async def queue(
-        self, user: StaffUser, filters: CaseFilters, cursor: str | None, limit: int, today: date
+        self, user: StaffUser, filters: CaseFilters, cursor: str | None, limit: int, now: datetime
     ) -> Page:
         self.require_case_role(user)
+        today = organisation_date(now, self.zone)
         if user.role_enum is Role.INVESTIGATOR:
             if filters.assignee_id not in (None, user.id):
                 return Page([], None)  # another investigator's cases: none of them are yours
@@ -170,7 +173,7 @@ class CaseService:
         view = CaseDetailView(
             case=case,
             assignee=await self._username(case.assignee_id),
-            overdue=deadlines(case).overdue(now.date()),
+            overdue=deadlines(case).overdue(organisation_date(now, self.zone)),
             allowed_actions=self.allowed_for(user, case),
             content_key=content_key,
             messages=[(message, authors.get(message.staff_user_id)) for message in messages],
@@ -215,7 +218,7 @@ class CaseService:
         target = decide(source, case.version, request, user.role_enum, case.assignee_id == user.id)
 
         assignee = await self._assignee(request.assignee) if request.action is Action.ACCEPT else None
-        today = now.date()
+        today = organisation_date(now, self.zone)
         if request.action is Action.ACKNOWLEDGE:
             case.acknowledged_on = today
             case.feedback_due_on = feedback_due(case.acknowledge_due_on, today, self.feedback_months)
@@ -291,7 +294,7 @@ class CaseService:
             seq=await self.content.next_message_seq(case.id),
             author="staff",
             staff_user_id=user.id,
-            sent_on=now.date(),
+            sent_on=organisation_date(now, self.zone),
             sent_at=now,
             sealed_body=sealed_body,
         )
@@ -301,7 +304,7 @@ class CaseService:
         except IntegrityError:  # the same id sent for another case at the same moment
             raise taken from None
         if case.acknowledged_on is not None and case.feedback_given_on is None:
-            case.feedback_given_on = now.date()
+            case.feedback_given_on = message.sent_on
             refresh_next_due(case)
         await self.audit.record(AuditAction.CASE_MESSAGE, now, user, case_id=case.id, message_id=str(message.id))
         return message
@@ -357,9 +360,10 @@ class CaseService:
 
     # --- statistics ------------------------------------------------------------------
 
-    async def stats(self, user: StaffUser, today: date) -> dict:
+    async def stats(self, user: StaffUser, now: datetime) -> dict:
         if user.role_enum not in STATS_ROLES:
             raise Forbidden("Statistics are open to triage, supervisors, auditors and administrators.")
+        today = organisation_date(now, self.zone)
         by_state, by_category = await self.repository.real_case_counts()
         compliance = await self.repository.real_deadline_compliance(today)
         return {

@@ -20,15 +20,15 @@ from app.intake.schemas import (
     SubmittedReport,
 )
 from app.platform.problems import problem_responses
-from app.staff.deps import SettingsDep, utc_now
+from app.staff.deps import Now, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["intake"])
 
 
 @router.get("/intake/form", response_model=IntakeForm, summary="What a report form needs to offer")
-async def intake_form(settings: SettingsDep, service: IntakeServiceDep) -> IntakeForm:
+async def intake_form(settings: SettingsDep, service: IntakeServiceDep, now: Now) -> IntakeForm:
     intake = settings.intake
-    difficulty = await service.current_difficulty(utc_now())
+    difficulty = await service.current_difficulty(now)
     return IntakeForm(
         channels=[OptionOut(code=channel.value, labels=labels) for channel, labels in CHANNEL_LABELS.items()],
         categories=[OptionOut(code=o.code, labels={"ko": o.ko, "en": o.en}) for o in intake.categories],
@@ -54,8 +54,8 @@ async def intake_form(settings: SettingsDep, service: IntakeServiceDep) -> Intak
     status_code=status.HTTP_201_CREATED,
     summary="A single-use proof-of-work challenge for one submission",
 )
-async def new_challenge(service: IntakeServiceDep) -> ChallengeOut:
-    issued = await service.issue_challenge(utc_now())
+async def new_challenge(service: IntakeServiceDep, now: Now) -> ChallengeOut:
+    issued = await service.issue_challenge(now)
     return ChallengeOut(challenge=issued.challenge, difficulty=issued.difficulty, expires_at=issued.expires_at)
 
 
@@ -70,6 +70,7 @@ async def submit_report(
     submission: ReportSubmission,
     service: IntakeServiceDep,
     response: Response,
+    now: Now,
     idempotency_key: Annotated[
         str | None,
         Header(description="A random string (a UUID) chosen by the client: a retry with the "
@@ -78,7 +79,7 @@ async def submit_report(
     x_drill_token: Annotated[str | None, Header(description="Drill campaigns' injection token.")] = None,
 ) -> SubmittedReport:
     submitted = await service.submit(
-        submission, idempotency_key=idempotency_key, drill_token=x_drill_token, now=utc_now()
+        submission, idempotency_key=idempotency_key, drill_token=x_drill_token, now=now
     )
     response.headers["Cache-Control"] = "no-store"
     if submitted.replayed:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cases.models import Case, CaseKey
 from app.db.session import SessionMaker
 from app.domain import crypto, pow
+from app.domain.clock import organisation_date
 from app.domain.errors import DomainError, InvalidInput, ServiceBusy
 from app.domain.receipts import RECEIPT_SCHEME, derive_receipt_secrets, new_receipt, parse_receipt
 from app.domain.reporter_access import IdempotencySealer, check_idempotency_key
@@ -168,7 +169,7 @@ class IntakeService:
 
         receipt = new_receipt()
         secrets = await self.receipt_cpu.run(derive_receipt_secrets, parse_receipt(receipt), salt)
-        received_on = now.date()
+        received_on = organisation_date(now, self.settings.zone)
         acknowledge_due_on = acknowledgement_due(received_on, self.intake.acknowledge_days)
         case = Case(
             id=uuid.uuid4(),

@@ -7,7 +7,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.db.session import SessionDep
 from app.reporter.service import ReporterContext, ReporterService
-from app.staff.deps import SettingsDep, utc_now
+from app.staff.deps import Now, SettingsDep
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="ReporterSession")
 
@@ -27,12 +27,12 @@ ReporterServiceDep = Annotated[ReporterService, Depends(get_reporter_service)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def reporter_context(service: ReporterServiceDep, credentials: Credentials) -> ReporterContext:
-    return await service.authenticate(credentials.credentials if credentials else None, utc_now())
+async def reporter_context(service: ReporterServiceDep, credentials: Credentials, now: Now) -> ReporterContext:
+    return await service.authenticate(credentials.credentials if credentials else None, now)
 
 
-async def locked_reporter_context(service: ReporterServiceDep, credentials: Credentials) -> ReporterContext:
-    return await service.authenticate(credentials.credentials if credentials else None, utc_now(), lock=True)
+async def locked_reporter_context(service: ReporterServiceDep, credentials: Credentials, now: Now) -> ReporterContext:
+    return await service.authenticate(credentials.credentials if credentials else None, now, lock=True)
 
 
 Reporter = Annotated[ReporterContext, Depends(reporter_context)]

@@ -19,7 +19,7 @@ from app.reporter.schemas import (
     SessionOut,
     SessionRequest,
 )
-from app.staff.deps import utc_now
+from app.staff.deps import Now
 
 router = APIRouter(prefix="/api/v1/reporter", tags=["reporter"])
 
@@ -33,8 +33,8 @@ NO_STORE = {"Cache-Control": "no-store"}
     responses=problem_responses(401, 422, 429, 503),
     summary="Open the mailbox with the receipt",
 )
-async def open_session(body: SessionRequest, service: ReporterServiceDep, response: Response) -> SessionOut:
-    opened = await service.open_session(body.receipt, utc_now())
+async def open_session(body: SessionRequest, service: ReporterServiceDep, response: Response, now: Now) -> SessionOut:
+    opened = await service.open_session(body.receipt, now)
     response.headers.update(NO_STORE)
     return SessionOut(token=opened.token, expires_at=opened.expires_at)
 
@@ -57,8 +57,8 @@ async def read_report(reporter: Reporter, service: ReporterServiceDep, response:
     responses=problem_responses(401, 422),
     summary="Send a message to the staff handling the report",
 )
-async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: ReporterServiceDep) -> MessageCreated:
-    message = await service.add_message(reporter, body.body, utc_now())
+async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: ReporterServiceDep, now: Now) -> MessageCreated:
+    message = await service.add_message(reporter, body.body, now)
     return MessageCreated(id=message.id, seq=message.seq, sent_on=message.sent_on)
 
 
@@ -83,8 +83,10 @@ async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: Re
         }
     },
 )
-async def upload_attachment(request: Request, reporter: ReporterForUpdate, service: ReporterServiceDep) -> AttachmentOut:
-    info = await service.add_attachment(reporter, multipart_events(request), utc_now())
+async def upload_attachment(
+    request: Request, reporter: ReporterForUpdate, service: ReporterServiceDep, now: Now
+) -> AttachmentOut:
+    info = await service.add_attachment(reporter, multipart_events(request), now)
     return AttachmentOut.model_validate(info)
 
 

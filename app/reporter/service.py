@@ -28,6 +28,7 @@ from app.domain.attachments import (
     check_file_type,
     clean_filename,
 )
+from app.domain.clock import organisation_date
 from app.domain.errors import DomainError, NotAuthenticated, NotFound, TooManyAttempts
 from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
 from app.domain.reporter_access import ReporterSessionCodec
@@ -171,7 +172,7 @@ class ReporterService:
             case_id=case.id,
             seq=await self.repository.next_message_seq(case.id),
             author="reporter",
-            sent_on=now.date(),
+            sent_on=organisation_date(now, self.settings.zone),
         )
         message.sealed_body = crypto.seal_message(
             context.content_key, body, case_id=case.id, message_id=message.id, author=message.author
@@ -195,7 +196,7 @@ class ReporterService:
             id=uuid.uuid4(),
             case_id=case.id,
             author="reporter",
-            uploaded_on=now.date(),
+            uploaded_on=organisation_date(now, self.settings.zone),
             stored_bytes=0,
             chunk_bytes=limits.chunk_bytes,
             chunk_count=1,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -22,8 +22,13 @@ TOKEN_URL = "/api/v1/auth/token"
 _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+async def request_now(request: Request) -> datetime:
+    """The request's instant, from the app's clock (`app.state.clock`, which tests replace);
+    one instant per request, however many dependencies ask."""
+    return request.app.state.clock()
+
+
+Now = Annotated[datetime, Depends(request_now)]
 
 
 def get_settings(request: Request) -> Settings:
@@ -44,9 +49,9 @@ StaffServiceDep = Annotated[StaffService, Depends(get_staff_service)]
 
 
 async def current_token(
-    service: StaffServiceDep, token: Annotated[str | None, Depends(_bearer)]
+    service: StaffServiceDep, token: Annotated[str | None, Depends(_bearer)], now: Now
 ) -> StaffToken:
-    return await service.authenticate(token, utc_now())
+    return await service.authenticate(token, now)
 
 
 CurrentToken = Annotated[StaffToken, Depends(current_token)]

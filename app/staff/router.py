@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from app.platform.problems import problem_response, problem_responses
 from app.domain.crypto import PublicKey
 from app.domain.staff import Role
-from app.staff.deps import AdminUser, CurrentStaff, CurrentToken, StaffServiceDep, require_roles, utc_now
+from app.staff.deps import AdminUser, CurrentStaff, CurrentToken, Now, StaffServiceDep, require_roles
 from app.staff.models import StaffUser
 from app.staff.schemas import ColleagueKeyOut, PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
 from app.staff.service import LoginRefused
@@ -26,9 +26,8 @@ CaseStaff = Annotated[StaffUser, Depends(require_roles(Role.TRIAGE, Role.SUPERVI
     summary="Log in with username and password (OAuth2 password form)",
 )
 async def issue_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], service: StaffServiceDep
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], service: StaffServiceDep, now: Now
 ) -> TokenResponse | Response:
-    now = utc_now()
     outcome = await service.login(form.username, form.password, now)
     if isinstance(outcome, LoginRefused):
         return problem_response(outcome.error)
@@ -45,8 +44,8 @@ async def issue_token(
     responses=problem_responses(401),
     summary="Revoke the token this request carries (log out)",
 )
-async def revoke_token(token: CurrentToken, service: StaffServiceDep) -> None:
-    await service.revoke(token, utc_now())
+async def revoke_token(token: CurrentToken, service: StaffServiceDep, now: Now) -> None:
+    await service.revoke(token, now)
 
 
 @router.get("/users/me", response_model=StaffUserOut, responses=problem_responses(401))
@@ -60,8 +59,7 @@ async def me(user: CurrentStaff) -> StaffUserOut:
     responses=problem_responses(401, 409, 422),
     summary="Register the public half of the caller's key pair (made with `cleanwindow keys generate`)",
 )
-async def register_public_key(body: PublicKeyIn, user: CurrentStaff, service: StaffServiceDep) -> PublicKeyOut:
-    now = utc_now()
+async def register_public_key(body: PublicKeyIn, user: CurrentStaff, service: StaffServiceDep, now: Now) -> PublicKeyOut:
     public_key = await service.register_public_key(user, body.public_key, now)
     return PublicKeyOut(public_key=public_key.to_text(), fingerprint=public_key.fingerprint, registered_at=now)
 
@@ -83,8 +81,8 @@ async def list_users(_: AdminUser, service: StaffServiceDep) -> list[StaffUserOu
     responses=problem_responses(401, 403, 409, 422, 503),
     summary="Create a staff account (admin)",
 )
-async def create_user(body: StaffUserCreate, admin: AdminUser, service: StaffServiceDep) -> StaffUserOut:
-    user = await service.create_user(body.username, body.role, body.password, actor=admin, now=utc_now())
+async def create_user(body: StaffUserCreate, admin: AdminUser, service: StaffServiceDep, now: Now) -> StaffUserOut:
+    user = await service.create_user(body.username, body.role, body.password, actor=admin, now=now)
     return StaffUserOut.model_validate(user)
 
 
@@ -95,9 +93,9 @@ async def create_user(body: StaffUserCreate, admin: AdminUser, service: StaffSer
     summary="Deactivate a staff account and revoke all its tokens (admin)",
 )
 async def deactivate_user(
-    user_id: uuid.UUID, admin: AdminUser, service: StaffServiceDep
+    user_id: uuid.UUID, admin: AdminUser, service: StaffServiceDep, now: Now
 ) -> StaffUserOut:
-    user = await service.deactivate(user_id, admin, utc_now())
+    user = await service.deactivate(user_id, admin, now)
     return StaffUserOut.model_validate(user)
 
 
@@ -107,8 +105,8 @@ async def deactivate_user(
     responses=problem_responses(401, 403, 404),
     summary="Lift a login lock and forget the failed attempts (admin)",
 )
-async def unlock_user(user_id: uuid.UUID, admin: AdminUser, service: StaffServiceDep) -> StaffUserOut:
-    return StaffUserOut.model_validate(await service.unlock(user_id, actor=admin, now=utc_now()))
+async def unlock_user(user_id: uuid.UUID, admin: AdminUser, service: StaffServiceDep, now: Now) -> StaffUserOut:
+    return StaffUserOut.model_validate(await service.unlock(user_id, actor=admin, now=now))
 
 
 @router.get(

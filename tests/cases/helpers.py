@@ -18,6 +18,7 @@ from app.db.session import SessionMaker
 from app.domain import crypto
 from app.domain.triage import acknowledgement_due, feedback_due
 from app.staff.models import StaffUser
+from tests.conftest import organisation_today
 
 
 @lru_cache(maxsize=1)
@@ -26,7 +27,7 @@ def _reporter_public_key() -> bytes:
 
 
 def case_row(received_on: date | None = None, **overrides: Any) -> Case:
-    received_on = received_on or date.today()
+    received_on = received_on or organisation_today()
     acknowledge_due_on = acknowledgement_due(received_on, 7)
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -61,7 +62,7 @@ async def insert_case(sessionmaker: SessionMaker, **overrides: Any) -> Case:
 
 
 def days_ago(days: int) -> date:
-    return date.today() - timedelta(days=days)
+    return organisation_today() - timedelta(days=days)
 
 
 async def transition(

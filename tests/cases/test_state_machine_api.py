@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -35,6 +35,7 @@ from app.db.session import SessionMaker
 from app.domain.staff import Role
 from app.staff.models import StaffUser
 from tests.cases.helpers import insert_case
+from tests.conftest import organisation_today
 
 T = TypeVar("T")
 PROBLEM = "urn:cleanwindow:problem:"
@@ -105,10 +106,6 @@ def add_months(day: date, months: int) -> date:
     index = day.month - 1 + months
     year, month = day.year + index // 12, index % 12 + 1
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 # --- the people -------------------------------------------------------------------------------
@@ -243,7 +240,7 @@ class CaseMachine(RuleBasedStateMachine):
         return people[actor]
 
     def new_case(self, received_days_ago: int) -> None:
-        received_on = utc_today() - timedelta(days=received_days_ago)
+        received_on = organisation_today() - timedelta(days=received_days_ago)
         row = self.call(insert_case(self.world.sessionmaker, received_on=received_on, category=self.category))
         self.cases[row.id] = CaseModel(row.id, received_on)
         self.touched, self.changed = row.id, True
@@ -450,7 +447,7 @@ class CaseMachine(RuleBasedStateMachine):
             # docs/triage.md: the case is assessed afresh; a new `accept` assigns it.
             case.assignee = None
         if action == "acknowledge":
-            case.acknowledged_on = utc_today()
+            case.acknowledged_on = organisation_today()
         reason = body.get("reason")
         case.history.append(
             {
@@ -487,7 +484,7 @@ class CaseMachine(RuleBasedStateMachine):
         assert got["acknowledged_on"] == (case.acknowledged_on.isoformat() if case.acknowledged_on else None)
         assert got["acknowledge_due_on"] == case.acknowledge_due_on.isoformat()
         assert got["feedback_due_on"] == case.feedback_due_on.isoformat()
-        assert got["overdue"] is case.overdue(utc_today())
+        assert got["overdue"] is case.overdue(organisation_today())
         assert set(got["allowed_actions"]) == allowed_for(case.state, "supervisor", False)
 
         if changed:  # after a refusal the database's history (below) shows nothing new

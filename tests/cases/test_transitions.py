@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +16,7 @@ from app.cases.service import deadlines
 from app.domain import crypto
 from app.domain.staff import Role
 from tests.cases.helpers import days_ago, insert_case, register_key, transition
-from tests.conftest import StaffFactory
+from tests.conftest import StaffFactory, organisation_today
 from tests.intake.helpers import report_body, reporter_headers, submit_ok
 
 PROBLEM = "application/problem+json"
@@ -162,7 +162,7 @@ async def test_a_case_runs_the_whole_machine(client, staff, sessionmaker) -> Non
         body = response.json()
         assert (body["state"], body["version"]) == (expected, version + 1)
         if action == "acknowledge":
-            assert body["acknowledged_on"] == date.today().isoformat()
+            assert body["acknowledged_on"] == organisation_today().isoformat()
             assert body["feedback_due_on"] > body["acknowledge_due_on"]
         if action == "conclude":
             assert body["resolution"] == "substantiated"
@@ -278,7 +278,7 @@ async def test_next_due_follows_every_step_and_drives_the_overdue_filter(client,
     async def check(expect_overdue: bool) -> None:
         stored = await stored_deadline_fields(sessionmaker, case.id)
         assert stored.next_due_on == deadlines(stored).next_due()
-        assert deadlines(stored).overdue(date.today()) is expect_overdue
+        assert deadlines(stored).overdue(organisation_today()) is expect_overdue
         listed = await client.get("/api/v1/cases", params={"category": category, "overdue": "true"}, headers=triage)
         assert [item["id"] for item in listed.json()["items"]] == ([str(case.id)] if expect_overdue else [])
         not_listed = await client.get("/api/v1/cases", params={"category": category, "overdue": "false"}, headers=triage)
@@ -307,7 +307,57 @@ async def test_next_due_follows_every_step_and_drives_the_overdue_filter(client,
     assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
     await check(False)
     stored = await stored_deadline_fields(sessionmaker, case.id)
-    assert (stored.feedback_given_on, stored.next_due_on) == (date.today(), None)
+    assert (stored.feedback_given_on, stored.next_due_on) == (organisation_today(), None)
+
+
+async def test_overdue_and_the_day_of_an_act_turn_at_the_organisation_s_midnight(
+    client, staff, sessionmaker, clock
+) -> None:
+    """Seoul's midnight is 15:00 UTC: a UTC date would call the case overdue only at 09:00
+    KST the next morning, and date an act done after midnight KST the day before."""
+    clock.now = datetime(2026, 11, 27, 14, 59, 59, tzinfo=UTC)  # 23:59:59 KST on the 27th
+    triage_user = await staff.create(Role.TRIAGE)
+    triage = {"Authorization": f"Bearer {await staff.token_for(triage_user)}"}
+    category = f"cat-{uuid.uuid4().hex[:6]}"
+    case = await insert_case(sessionmaker, category=category, received_on=date(2026, 11, 20))
+    assert case.acknowledge_due_on == date(2026, 11, 27)
+    async with sessionmaker() as session:
+        session.add(
+            CaseKey(
+                case_id=case.id,
+                recipient_kind="staff",
+                staff_user_id=triage_user.id,
+                recipient_fingerprint="f" * 39,
+                sealed_key=b"\0" * crypto.SEALED_CONTENT_KEY_BYTES,
+            )
+        )
+        await session.commit()
+
+    async def seen() -> tuple[bool, list[str], bool, dict]:
+        listed = (await client.get("/api/v1/cases", params={"category": category}, headers=triage)).json()
+        only_overdue = await client.get("/api/v1/cases", params={"category": category, "overdue": "true"}, headers=triage)
+        shown = (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()
+        stats = (await client.get("/api/v1/stats", headers=triage)).json()
+        return listed["items"][0]["overdue"], [item["id"] for item in only_overdue.json()["items"]], shown["overdue"], stats
+
+    listed, only_overdue, shown, before = await seen()
+    assert (listed, only_overdue, shown, before["as_of"]) == (False, [], False, "2026-11-27")
+
+    clock.now = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # midnight KST: the 28th
+    listed, only_overdue, shown, after = await seen()
+    assert (listed, only_overdue, shown, after["as_of"]) == (True, [str(case.id)], True, "2026-11-28")
+    assert after["acknowledgement"]["missed"] == before["acknowledgement"]["missed"] + 1
+
+    acknowledged = await transition(client, triage, case.id, "acknowledge", 1)
+    assert acknowledged.status_code == 200, acknowledged.text
+    assert (acknowledged.json()["acknowledged_on"], acknowledged.json()["feedback_due_on"]) == ("2026-11-28", "2027-02-28")
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"x" * 60)}
+    sent = await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["sent_on"] == "2026-11-28"
+    assert sent.json()["sent_at"].startswith("2026-11-27T15:00:00")  # instants stay UTC
+    stored = await stored_deadline_fields(sessionmaker, case.id)
+    assert (stored.acknowledged_on, stored.feedback_given_on) == (date(2026, 11, 28), date(2026, 11, 28))
 
 
 # --- reading a case, messages and grants ---------------------------------------------------
@@ -474,8 +524,8 @@ async def test_feedback_counts_from_the_first_staff_message_after_acknowledgemen
     acknowledged = (await transition(client, triage, case.id, "acknowledge", 1)).json()
     # Acknowledged late: feedback is now due three months from today, but the case stays
     # overdue in the statistics' eyes (acknowledgement late) and no longer in the queue.
-    assert acknowledged["feedback_due_on"] > date.today().isoformat()
+    assert acknowledged["feedback_due_on"] > organisation_today().isoformat()
     assert acknowledged["overdue"] is False
     message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"y" * 60), "seal_format": 2}
     assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
-    assert (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()["feedback_given_on"] == date.today().isoformat()
+    assert (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()["feedback_given_on"] == organisation_today().isoformat()

@@ -21,7 +21,7 @@ from app.domain.staff import Role
 from app.domain.triage import add_months
 from app.intake.models import IntakeBudget
 from app.settings import Settings
-from tests.conftest import TEST_POW_DIFFICULTY, TEST_SECRET_KEY
+from tests.conftest import TEST_POW_DIFFICULTY, TEST_SECRET_KEY, organisation_today
 from tests.intake.helpers import client_for, idempotency_key, report_body, solved_pow, submit, submit_ok
 
 PROBLEM = "application/problem+json"
@@ -75,13 +75,26 @@ async def test_a_submission_gets_a_receipt_and_a_received_case(
     assert (case.state, case.channel, case.category, case.org_unit) == (
         "received", "citizen", "bribery", "construction_transport"
     )
-    assert case.received_on == date.fromisoformat(body["received_on"]) == datetime.now(UTC).date()
+    assert case.received_on == date.fromisoformat(body["received_on"]) == organisation_today()
     assert case.acknowledge_due_on == case.received_on + timedelta(days=7)
     # No acknowledgement yet: feedback is due three months after the acknowledgement period.
     assert case.feedback_due_on == add_months(case.acknowledge_due_on, 3)
     assert case.version == 1 and case.is_drill is False and case.acknowledged_on is None
     kinds = sorted((await db_connection.scalars(select(CaseKey.recipient_kind))).all())
     assert kinds == ["recovery", "reporter"]
+
+
+async def test_a_report_filed_at_half_past_eight_in_seoul_is_received_that_day(
+    client: httpx.AsyncClient, clock, db_connection: AsyncConnection
+) -> None:
+    clock.now = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)  # 08:30 KST on the 28th
+    response = await submit(client)
+    assert response.status_code == 201, response.text
+    assert response.json()["received_on"] == "2026-11-28"
+    case = await only(db_connection, Case)
+    assert (case.received_on, case.acknowledge_due_on, case.next_due_on) == (
+        date(2026, 11, 28), date(2026, 12, 5), date(2026, 12, 5)
+    )
 
 
 async def test_reports_are_sealed_to_every_triage_officer_with_a_key(

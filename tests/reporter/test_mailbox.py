@@ -18,6 +18,7 @@ from app.domain.receipts import damm_check_digit, new_receipt, parse_receipt
 from app.domain.staff import Role
 from app.intake.models import IntakeBudget
 from app.settings import Settings
+from tests.conftest import organisation_today
 from tests.intake.helpers import client_for, report_body, reporter_headers, submit_ok
 
 PROBLEM = "application/problem+json"
@@ -159,7 +160,7 @@ async def test_staff_reply_reaches_the_reporter_and_reporter_message_reaches_sta
         assert reporter_message.sent_at is None  # a reporter's message carries a date only
         reply = CaseMessage(
             id=uuid.uuid4(), case_id=case.id, seq=2, author="staff", staff_user_id=officer.id,
-            sent_on=datetime.now(UTC).date(), sent_at=datetime.now(UTC),
+            sent_on=organisation_today(), sent_at=datetime.now(UTC),
         )
         reply.sealed_body = crypto.seal_message(
             content_key, "언제 받으셨나요? When did you receive it?", case_id=case.id, message_id=reply.id, author="staff"
@@ -221,6 +222,27 @@ async def test_an_attachment_round_trips_sealed_in_chunks(
     )
     assert opened == PDF
     assert all(PDF[1000:1100] not in chunk.sealed for chunk in chunks)
+
+
+async def test_the_reporter_s_dates_are_the_organisation_s_dates(client: httpx.AsyncClient, clock) -> None:
+    clock.now = datetime(2026, 11, 27, 23, 30, tzinfo=UTC)  # 08:30 KST on the 28th
+    receipt = await submit_ok(client)
+    headers = await reporter_headers(client, receipt)
+    clock.now = datetime(2026, 11, 27, 23, 40, tzinfo=UTC)
+    sent = await client.post("/api/v1/reporter/messages", json={"body": "One more detail."}, headers=headers)
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["sent_on"] == "2026-11-28"
+    clock.now = datetime(2026, 11, 28, 14, 59, 59, tzinfo=UTC)  # 23:59:59 KST on the 28th
+    headers = await reporter_headers(client, receipt)  # the first session has expired
+    clock.now = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)  # midnight KST: the 29th
+    uploaded = await client.post(
+        "/api/v1/reporter/attachments", files={"file": ("invoice.pdf", PDF, "application/pdf")}, headers=headers
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    report = (await client.get("/api/v1/reporter/report", headers=headers)).json()
+    assert report["received_on"] == "2026-11-28"
+    assert [message["sent_on"] for message in report["messages"]] == ["2026-11-28"]
+    assert [attachment["uploaded_on"] for attachment in report["attachments"]] == ["2026-11-29"]
 
 
 @pytest.mark.parametrize(
