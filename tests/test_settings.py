@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -175,4 +176,22 @@ def test_intake_categories_are_configurable_and_codes_unique(clean_env: pytest.M
         '[{"code": "other", "ko": "기타", "en": "Other"}, {"code": "other", "ko": "기타", "en": "Other"}]',
     )
     with pytest.raises(ValidationError, match="repeats a code"):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"code": "Bribery", "ko": "뇌물", "en": "Bribery"},  # not a lower-case code
+        {"code": "bribery", "ko": "", "en": "Bribery"},  # an empty label
+        {"code": "bribery", "ko": "뇌물", "en": "B" * 201},  # a label too long
+        {"code": "bribery", "ko": "뇌물"},  # a label missing
+    ],
+)
+def test_intake_options_are_checked_where_they_are_configured(
+    clean_env: pytest.MonkeyPatch, option: dict[str, str]
+) -> None:
+    # The domain's Option is a plain dataclass; the settings hold its rules.
+    clean_env.setenv("CLEANWINDOW_INTAKE__CATEGORIES", json.dumps([option]))
+    with pytest.raises(ValidationError):
         Settings()
