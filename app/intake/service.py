@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cases.models import Case, CaseKey
 from app.db.session import SessionMaker
 from app.domain import crypto, pow
+from app.domain.budgets import SUBMISSIONS, window_start
 from app.domain.errors import DomainError, InvalidInput, ServiceBusy
 from app.domain.receipts import RECEIPT_SCHEME, derive_receipt_secrets, new_receipt, parse_receipt
 from app.domain.reporter_access import IdempotencySealer, check_idempotency_key
@@ -27,10 +28,6 @@ from app.intake.repository import IntakeRepository
 from app.intake.schemas import ReportSubmission
 from app.platform.cpu import CpuBudget
 from app.settings import Settings
-
-SUBMISSIONS = "submissions"
-RECEIPT_FAILURES = "receipt_failures"
-
 
 class DrillTokenRejected(DomainError):
     slug = "drill-token-invalid"
@@ -70,11 +67,6 @@ class Submitted:
     receipt: str
     received_on: date
     replayed: bool
-
-
-def window_start(now: datetime, window_seconds: int) -> datetime:
-    seconds = int(now.timestamp())
-    return datetime.fromtimestamp(seconds - seconds % window_seconds, now.tzinfo)
 
 
 def _request_fingerprint(submission: ReportSubmission) -> str:

@@ -28,12 +28,13 @@ from app.domain.attachments import (
     check_file_type,
     clean_filename,
 )
+from app.domain.budgets import RECEIPT_FAILURES, window_start
 from app.domain.errors import DomainError, NotAuthenticated, NotFound, TooManyAttempts
 from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
 from app.domain.reporter_access import ReporterSessionCodec
 from app.domain.triage import public_status
 from app.intake.repository import IntakeRepository
-from app.intake.service import RECEIPT_FAILURES, ReceiptSalt, window_start
+from app.intake.service import ReceiptSalt
 from app.platform.cpu import CpuBudget
 from app.platform.multipart import MalformedMultipart, PartData, PartEnd, PartEvent, PartStart
 from app.settings import Settings
