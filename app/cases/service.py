@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditLog
 from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
-from app.cases.repository import CaseFilters, CaseRepository, QueuePosition
+from app.cases.repository import CaseContentRepository, CaseFilters, CaseRepository, QueuePosition
 from app.db.session import SessionMaker
 from app.domain import crypto
 from app.domain.audit import AuditAction
@@ -37,7 +37,6 @@ from app.domain.triage import (
     feedback_due,
     may_see_case,
 )
-from app.intake.repository import IntakeRepository
 from app.settings import Settings
 from app.staff.models import StaffUser
 
@@ -106,7 +105,7 @@ class CaseService:
         self.session = session
         self.sessionmaker = sessionmaker
         self.repository = CaseRepository(session)
-        self.content = IntakeRepository(session)
+        self.content = CaseContentRepository(session)
         self.audit = AuditLog(session)
         self.feedback_months = settings.intake.feedback_months
 
@@ -198,7 +197,7 @@ class CaseService:
             # A short session per chunk: a slow reader must not keep a pooled connection.
             for index in range(attachment.chunk_count):
                 async with self.sessionmaker() as session:
-                    sealed = await IntakeRepository(session).chunk(attachment.id, index)
+                    sealed = await CaseContentRepository(session).chunk(attachment.id, index)
                 if sealed is None:
                     raise RuntimeError(f"attachment {attachment.id} lacks chunk {index}")
                 yield len(sealed).to_bytes(4, "big") + sealed

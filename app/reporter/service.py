@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseAttachment, CaseMessage
+from app.cases.repository import CaseContentRepository
 from app.db.session import SessionMaker
 from app.domain import crypto
 from app.domain.attachments import (
@@ -80,6 +81,7 @@ class ReporterService:
     ):
         self.session = session
         self.repository = IntakeRepository(session)
+        self.content = CaseContentRepository(session)
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.intake = settings.intake
@@ -122,7 +124,7 @@ class ReporterService:
         case = await self.repository.case_by_id(session.case_id, lock=lock)
         if case is None or not hmac.compare_digest(case.receipt_tag, secrets.lookup_tag):
             raise NotAuthenticated("The session is invalid or has expired; enter the receipt again.")
-        sealed_key = await self.repository.reporter_key(case.id)
+        sealed_key = await self.content.reporter_key(case.id)
         if sealed_key is None:
             raise NotAuthenticated("This report can no longer be opened with its receipt.")
         content_key = crypto.open_content_key(sealed_key.sealed_key, secrets.reporter_key(), case.id)
@@ -145,7 +147,7 @@ class ReporterService:
                 "sent_on": message.sent_on,
                 "body": open_message(context.content_key, message),
             }
-            for message in await self.repository.messages(case.id)
+            for message in await self.content.messages(case.id)
         ]
         return {
             "status": public_status(case.state),
@@ -159,7 +161,7 @@ class ReporterService:
             "messages": messages,
             "attachments": [
                 attachment_info(context.content_key, attachment)
-                for attachment in await self.repository.attachments(case.id)
+                for attachment in await self.content.attachments(case.id)
             ],
         }
 
@@ -170,12 +172,12 @@ class ReporterService:
         message = CaseMessage(
             id=uuid.uuid4(),
             case_id=case.id,
-            seq=await self.repository.next_message_seq(case.id),
+            seq=await self.content.next_message_seq(case.id),
             author="reporter",
             sent_on=now.date(),
         )
         message.sealed_body = seal_message(context.content_key, case.id, message.id, body)
-        await self.repository.add(message)
+        await self.content.add(message)
         return message
 
     async def add_attachment(
@@ -183,7 +185,7 @@ class ReporterService:
     ) -> AttachmentInfo:
         limits = self.intake.attachments
         case = context.case  # locked: the per-report limits hold under parallel uploads
-        count, total = await self.repository.attachment_usage(case.id)
+        count, total = await self.content.attachment_usage(case.id)
         if count >= limits.max_per_case:
             raise AttachmentLimitReached(f"A report can have at most {limits.max_per_case} attachments.")
         room = min(limits.max_bytes, limits.max_total_bytes_per_case - total)
@@ -214,7 +216,7 @@ class ReporterService:
                     f"The file is larger than the {room} bytes this report may still take.", limit=room
                 )
             for sealed in sealer.feed(data) if sealed_chunks is None else sealed_chunks:
-                await self.repository.add_chunk(attachment.id, chunk_index, sealed)
+                await self.content.add_chunk(attachment.id, chunk_index, sealed)
                 chunk_index += 1
                 stored_bytes += len(sealed)
 
@@ -222,7 +224,7 @@ class ReporterService:
             nonlocal media_type, checked
             media_type = check_file_type(media_type, bytes(pending)).media_type
             checked = True
-            await self.repository.add(attachment)
+            await self.content.add(attachment)
             await store(bytes(pending))
             pending.clear()
 
@@ -261,7 +263,7 @@ class ReporterService:
         return AttachmentInfo(attachment.id, filename, media_type, sealer.size, attachment.uploaded_on, "reporter")
 
     async def attachment(self, context: ReporterContext, attachment_id: uuid.UUID) -> tuple[AttachmentInfo, AsyncIterator[bytes]]:
-        attachment = await self.repository.attachment(context.case.id, attachment_id)
+        attachment = await self.content.attachment(context.case.id, attachment_id)
         if attachment is None:
             raise NotFound("This report has no such attachment.")
         info = attachment_info(context.content_key, attachment)
@@ -269,9 +271,9 @@ class ReporterService:
         async def plaintext() -> AsyncIterator[bytes]:
             # Runs while the response streams, after the request's session has closed.
             async with self.sessionmaker() as session:
-                repository = IntakeRepository(session)
+                content = CaseContentRepository(session)
                 for index in range(attachment.chunk_count):
-                    sealed = await repository.chunk(attachment.id, index)
+                    sealed = await content.chunk(attachment.id, index)
                     if sealed is None:
                         raise crypto.DecryptionFailed("An attachment chunk is missing.")
                     yield crypto.open_attachment_chunk(
