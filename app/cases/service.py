@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import AuditLog
 from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.cases.repository import CaseContentRepository, CaseFilters, CaseRepository, QueuePosition
-from app.db.session import SessionMaker
+from app.context import AppContext, Service
 from app.domain import crypto
 from app.domain.audit import AuditAction
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -37,7 +37,6 @@ from app.domain.triage import (
     feedback_due,
     may_see_case,
 )
-from app.settings import Settings
 from app.staff.models import StaffUser
 
 STATS_ROLES = frozenset({Role.TRIAGE, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
@@ -100,14 +99,13 @@ def deadlines(case: Case) -> Deadlines:
     )
 
 
-class CaseService:
-    def __init__(self, session: AsyncSession, *, sessionmaker: SessionMaker, settings: Settings):
-        self.session = session
-        self.sessionmaker = sessionmaker
+class CaseService(Service):
+    def __init__(self, session: AsyncSession, context: AppContext):
+        super().__init__(session, context)
         self.repository = CaseRepository(session)
         self.content = CaseContentRepository(session)
         self.audit = AuditLog(session)
-        self.feedback_months = settings.intake.feedback_months
+        self.feedback_months = self.settings.intake.feedback_months
 
     # --- access ----------------------------------------------------------------------
 
@@ -196,7 +194,7 @@ class CaseService:
             # Runs while the response streams, after the request's session has committed.
             # A short session per chunk: a slow reader must not keep a pooled connection.
             for index in range(attachment.chunk_count):
-                async with self.sessionmaker() as session:
+                async with self.context.own_transaction() as session:
                     sealed = await CaseContentRepository(session).chunk(attachment.id, index)
                 if sealed is None:
                     raise RuntimeError(f"attachment {attachment.id} lacks chunk {index}")

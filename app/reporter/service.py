@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseAttachment, CaseMessage
 from app.cases.repository import CaseContentRepository
-from app.db.session import SessionMaker
+from app.context import AppContext, Service
 from app.domain import crypto
 from app.domain.attachments import (
     SNIFF_BYTES,
@@ -32,13 +32,9 @@ from app.domain.attachments import (
 from app.domain.budgets import RECEIPT_FAILURES, window_start
 from app.domain.errors import DomainError, NotAuthenticated, NotFound, TooManyAttempts
 from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
-from app.domain.reporter_access import ReporterSessionCodec
 from app.domain.triage import public_status
 from app.intake.repository import IntakeRepository
-from app.intake.service import ReceiptSalt
-from app.platform.cpu import CpuBudget
 from app.platform.multipart import MalformedMultipart, PartData, PartEnd, PartEvent, PartStart
-from app.settings import Settings
 
 
 class InvalidReceipt(DomainError):
@@ -69,25 +65,13 @@ class AttachmentInfo:
     author: str
 
 
-class ReporterService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        *,
-        sessionmaker: SessionMaker,
-        settings: Settings,
-        receipt_cpu: CpuBudget,
-        receipt_salt: ReceiptSalt,
-    ):
-        self.session = session
+class ReporterService(Service):
+    def __init__(self, session: AsyncSession, context: AppContext):
+        super().__init__(session, context)
         self.repository = IntakeRepository(session)
         self.content = CaseContentRepository(session)
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.intake = settings.intake
-        self.receipt_cpu = receipt_cpu
-        self.receipt_salt = receipt_salt
-        self.codec = ReporterSessionCodec(settings.secret_key_bytes)
+        self.intake = self.settings.intake
+        self.codec = context.reporter_sessions
 
     # --- sessions --------------------------------------------------------------------
 
@@ -98,10 +82,10 @@ class ReporterService:
         that opens a case takes its count back."""
         digits = parse_receipt(receipt)  # a typo costs nothing and counts as nothing
         window = window_start(now, self.intake.budget_window_seconds)
-        async with self.receipt_cpu.slot() as run_in_slot:
-            async with self.sessionmaker() as session, session.begin():
+        async with self.context.receipt_cpu.slot() as run_in_slot:
+            async with self.context.own_transaction() as session:
                 reservation = IntakeRepository(session)
-                salt = await self.receipt_salt.get(reservation)
+                salt = await self.context.receipt_salt.get(reservation)
                 attempts = await reservation.spend_budget(RECEIPT_FAILURES, window)
             if attempts > self.intake.receipt_failures_per_window:
                 window_end = window + timedelta(seconds=self.intake.budget_window_seconds)
@@ -270,7 +254,7 @@ class ReporterService:
 
         async def plaintext() -> AsyncIterator[bytes]:
             # Runs while the response streams, after the request's session has closed.
-            async with self.sessionmaker() as session:
+            async with self.context.own_transaction() as session:
                 content = CaseContentRepository(session)
                 for index in range(attachment.chunk_count):
                     sealed = await content.chunk(attachment.id, index)
