@@ -27,6 +27,7 @@ from app.domain.triage import CaseState, acknowledgement_due, feedback_due
 from app.intake.repository import IntakeRepository
 from app.intake.schemas import ReportSubmission
 
+
 class DrillTokenRejected(DomainError):
     slug = "drill-token-invalid"
     title = "Drill token not valid"
