@@ -69,14 +69,15 @@ class AppContext:
         clock: Clock = utc_now,
         password_hashing: PasswordHashing | None = None,
     ) -> AppContext:
+        auth, intake = settings.auth, settings.intake
         return cls(
             settings=settings,
             sessionmaker=sessionmaker,
             clock=clock,
             password_hashing=password_hashing or PasswordHashing(),
-            login_cpu=CpuBudget(settings.auth.max_concurrent_hashes, settings.auth.hash_queue_seconds),
+            login_cpu=CpuBudget(auth.max_concurrent_hashes, auth.hash_queue_seconds),
             receipt_cpu=CpuBudget(
-                settings.intake.max_concurrent_receipt_hashes, settings.intake.receipt_hash_queue_seconds
+                intake.max_concurrent_receipt_hashes, intake.receipt_hash_queue_seconds
             ),
             receipt_salt=ReceiptSalt(),
             reporter_sessions=ReporterSessionCodec(settings.secret_key_bytes),

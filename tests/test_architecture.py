@@ -89,4 +89,4 @@ def test_own_transactions_go_through_the_one_helper() -> None:
         if path.relative_to(PROJECT) not in SESSIONMAKER_CALLERS
         for line in _sessionmaker_calls(path)
     }
-    assert not stray, f"open it with own_transaction() and list it in app/db/session.py: {sorted(stray)}"
+    assert not stray, f"use own_transaction() and list it in app/db/session.py: {sorted(stray)}"

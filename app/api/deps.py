@@ -89,7 +89,8 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def service_dependency(service: type[S]) -> Callable[[AsyncSession, AppContext], S]:
-    """The one factory of every service: `Annotated[XService, Depends(service_dependency(XService))]`."""
+    """The one factory of every service:
+    `XServiceDep = Annotated[XService, Depends(service_dependency(XService))]`."""
 
     def build(session: SessionDep, context: ContextDep) -> S:
         return service(session, context)
