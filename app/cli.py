@@ -204,10 +204,9 @@ def read_new_password() -> str:
 
 def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
     """Run `action(service)` in one committed transaction on the configured database."""
+    from app.context import AppContext
     from app.db.migrations import database_revision, head_revision, upgrade_database
     from app.db.session import build_engine, build_sessionmaker
-    from app.domain.staff import PasswordHashing
-    from app.platform.cpu import CpuBudget
     from app.staff.service import StaffService
 
     async def run(url: str) -> T:
@@ -222,13 +221,7 @@ def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) 
         try:
             sessionmaker = build_sessionmaker(engine)
             async with sessionmaker() as session, session.begin():
-                service = StaffService.from_settings(
-                    session,
-                    settings,
-                    sessionmaker=sessionmaker,
-                    hashing=PasswordHashing(),
-                    cpu=CpuBudget(1, max_wait_seconds=60),
-                )
+                service = StaffService(session, AppContext.build(settings, sessionmaker))
                 return await action(service)
         finally:
             await engine.dispose()

@@ -7,11 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.context import AppContext
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
-from app.domain.clock import utc_now
-from app.domain.staff import PasswordHashing
 from app.platform import health
-from app.platform.cpu import CpuBudget
 from app.platform.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -22,7 +20,6 @@ from app.settings import Settings
 from app.audit import router as audit
 from app.cases import router as cases
 from app.intake import router as intake
-from app.intake.service import ReceiptSalt
 from app.reporter import router as reporter
 from app.staff import router as staff
 
@@ -40,7 +37,9 @@ take a bearer token from `POST /api/v1/auth/token`.
 
 def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker | None = None) -> FastAPI:
     """Build the service. With `sessionmaker` given (tests) the app uses it and owns no
-    engine; otherwise the lifespan builds the engine from `settings.database_url`."""
+    engine; otherwise the lifespan builds the engine from `settings.database_url`. Either
+    way the application context (`app.state.context`) is built once, from the settings
+    and that sessionmaker."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -49,7 +48,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
             yield
             return
         engine = build_engine(settings)
-        app.state.sessionmaker = build_sessionmaker(engine)
+        app.state.context = AppContext.build(settings, build_sessionmaker(engine))
         try:
             yield
         finally:
@@ -65,16 +64,8 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
         docs_url="/docs" if settings.environment == "development" else None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.clock = utc_now  # tests set their own: `app.state.clock = lambda: instant`
-    app.state.password_hashing = PasswordHashing()
-    app.state.cpu = CpuBudget(settings.auth.max_concurrent_hashes, settings.auth.hash_queue_seconds)
-    app.state.receipt_cpu = CpuBudget(
-        settings.intake.max_concurrent_receipt_hashes, settings.intake.receipt_hash_queue_seconds
-    )
-    app.state.receipt_salt = ReceiptSalt()
     if sessionmaker is not None:
-        app.state.sessionmaker = sessionmaker
+        app.state.context = AppContext.build(settings, sessionmaker)
 
     install_problem_handlers(app)
     # Added innermost first: the request context wraps everything, so even the last-resort

@@ -7,17 +7,25 @@ a double underscore (`CLEANWINDOW_AUTH__TOKEN_TTL_MINUTES`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.clock import DEFAULT_TIMEZONE, organisation_zone
 from app.domain.crypto import PublicKey
 from app.domain.errors import InvalidInput
-from app.domain.intake import DEFAULT_CATEGORIES, DEFAULT_ORG_UNITS, Channel, Option
+from app.domain.intake import (
+    CODE_PATTERN,
+    DEFAULT_CATEGORIES,
+    DEFAULT_ORG_UNITS,
+    LABEL_MAX_LENGTH,
+    Channel,
+    Option,
+)
 from app.domain.throttle import LoginThrottlePolicy
 from app.platform.cpu import default_slots
 
@@ -75,9 +83,22 @@ class AttachmentSettings(BaseModel):
     chunk_bytes: int = Field(64 * 1024, ge=4096, le=4 * 1024 * 1024)
 
 
+def _check_option(option: Option) -> Option:
+    """The domain's Option is a plain dataclass; its rules are checked here, where it is read."""
+    if not re.fullmatch(CODE_PATTERN, option.code):
+        raise ValueError(f"a code must match {CODE_PATTERN}")
+    for label in (option.ko, option.en):
+        if not 1 <= len(label) <= LABEL_MAX_LENGTH:
+            raise ValueError(f"a label needs 1 to {LABEL_MAX_LENGTH} characters")
+    return option
+
+
+ConfiguredOption = Annotated[Option, AfterValidator(_check_option)]
+
+
 class IntakeSettings(BaseModel):
-    categories: list[Option] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES), min_length=1)
-    org_units: list[Option] = Field(default_factory=lambda: list(DEFAULT_ORG_UNITS))
+    categories: list[ConfiguredOption] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES), min_length=1)
+    org_units: list[ConfiguredOption] = Field(default_factory=lambda: list(DEFAULT_ORG_UNITS))
     # Triage usernames that receive a channel's reports; a channel not named here goes to
     # every active triage officer with a registered key. The recovery key gets every report.
     channel_recipients: dict[Channel, list[str]] = Field(default_factory=dict)

@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from app.db.models import Base
+from app.models import Base
 
 config = context.config
 target_metadata = Base.metadata

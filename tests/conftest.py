@@ -10,6 +10,7 @@ seen by several connections.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -182,9 +183,10 @@ class FixedClock:
 
 @pytest.fixture
 def clock(app) -> FixedClock:
-    """Stops the app's clock (`app.state.clock`) at the present until the test moves it."""
-    app.state.clock = FixedClock(utc_now())
-    return app.state.clock
+    """Stops the app's clock (the context's `clock`) at the present until the test moves it."""
+    fixed = FixedClock(utc_now())
+    app.state.context = dataclasses.replace(app.state.context, clock=fixed)
+    return fixed
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -202,3 +203,21 @@ def test_the_service_refuses_to_start_with_an_unknown_time_zone(tmp_path: Path) 
     assert result.returncode == 2
     assert "CLEANWINDOW_TIMEZONE: 'Asia/Seul' is not an IANA time zone" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"code": "Bribery", "ko": "뇌물", "en": "Bribery"},  # not a lower-case code
+        {"code": "bribery", "ko": "", "en": "Bribery"},  # an empty label
+        {"code": "bribery", "ko": "뇌물", "en": "B" * 201},  # a label too long
+        {"code": "bribery", "ko": "뇌물"},  # a label missing
+    ],
+)
+def test_intake_options_are_checked_where_they_are_configured(
+    clean_env: pytest.MonkeyPatch, option: dict[str, str]
+) -> None:
+    # The domain's Option is a plain dataclass; the settings hold its rules.
+    clean_env.setenv("CLEANWINDOW_INTAKE__CATEGORIES", json.dumps([option]))
+    with pytest.raises(ValidationError):
+        Settings()

@@ -9,11 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from app.api.deps import SessionDep, require_roles
 from app.audit.service import AuditLog
-from app.db.session import SessionDep
 from app.domain.staff import Role
 from app.platform.problems import problem_responses
-from app.staff.deps import require_roles
 from app.staff.models import StaffUser
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])

@@ -1,4 +1,6 @@
-"""Queries behind the staff case API. Flushes at most; never commits."""
+"""Queries of cases: the staff case API's (`CaseRepository`) and a case's sealed content,
+shared by the staff API and the reporter's mailbox (`CaseContentRepository`). Flushes at
+most; never commits."""
 
 from __future__ import annotations
 
@@ -7,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, case, func, not_, or_, select, tuple_
+from sqlalchemy import BigInteger, ColumnElement, case, cast, func, not_, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from app.cases.models import Case, CaseKey, CaseTransition
+from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.domain.triage import CaseState
 from app.staff.models import StaffUser
 
@@ -153,3 +156,72 @@ class CaseRepository:
             totals["acknowledgement"][acknowledgement_outcome] += count
             totals["feedback"][feedback_outcome] += count
         return totals
+
+
+class CaseContentRepository:
+    """A case's sealed content: messages, attachments and their chunks, the reporter's
+    sealed key. Used by the staff case API and by the reporter's mailbox."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def reporter_key(self, case_id: uuid.UUID) -> CaseKey | None:
+        return await self.session.scalar(
+            select(CaseKey).where(CaseKey.case_id == case_id, CaseKey.recipient_kind == "reporter")
+        )
+
+    async def messages(self, case_id: uuid.UUID) -> Sequence[CaseMessage]:
+        return (
+            await self.session.scalars(
+                select(CaseMessage).where(CaseMessage.case_id == case_id).order_by(CaseMessage.seq)
+            )
+        ).all()
+
+    async def next_message_seq(self, case_id: uuid.UUID) -> int:
+        """Call with the case row locked, so two messages cannot take the same number."""
+        last = await self.session.scalar(
+            select(func.max(CaseMessage.seq)).where(CaseMessage.case_id == case_id)
+        )
+        return (last or 0) + 1
+
+    async def add(self, *rows: object) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def attachments(self, case_id: uuid.UUID) -> Sequence[CaseAttachment]:
+        return (
+            await self.session.scalars(
+                select(CaseAttachment)
+                .where(CaseAttachment.case_id == case_id)
+                .order_by(CaseAttachment.uploaded_on, CaseAttachment.id)
+            )
+        ).all()
+
+    async def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> CaseAttachment | None:
+        return await self.session.scalar(
+            select(CaseAttachment).where(CaseAttachment.id == attachment_id, CaseAttachment.case_id == case_id)
+        )
+
+    async def attachment_usage(self, case_id: uuid.UUID) -> tuple[int, int]:
+        count, total = (
+            await self.session.execute(
+                select(
+                    func.count(), cast(func.coalesce(func.sum(CaseAttachment.stored_bytes), 0), BigInteger)
+                ).where(
+                    CaseAttachment.case_id == case_id
+                )
+            )
+        ).one()
+        return int(count), int(total)
+
+    async def add_chunk(self, attachment_id: uuid.UUID, index: int, sealed: bytes) -> None:
+        await self.session.execute(
+            insert(AttachmentChunk).values(attachment_id=attachment_id, index=index, sealed=sealed)
+        )
+
+    async def chunk(self, attachment_id: uuid.UUID, index: int) -> bytes | None:
+        return await self.session.scalar(
+            select(AttachmentChunk.sealed).where(
+                AttachmentChunk.attachment_id == attachment_id, AttachmentChunk.index == index
+            )
+        )

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from fastapi.responses import StreamingResponse
 
+from app.api.deps import CurrentStaff, Now
 from app.cases.deps import CaseServiceDep
 from app.cases.repository import CaseFilters
 from app.cases.schemas import (
@@ -32,7 +33,6 @@ from app.domain.crypto import PublicKey
 from app.domain.intake import Channel
 from app.domain.triage import CaseState, Request
 from app.platform.problems import problem_responses
-from app.staff.deps import CurrentStaff, Now
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
 

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditLog
 from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
-from app.cases.repository import CaseFilters, CaseRepository, QueuePosition
-from app.db.session import SessionMaker
+from app.cases.repository import CaseContentRepository, CaseFilters, CaseRepository, QueuePosition
+from app.context import AppContext, Service
 from app.domain import crypto
 from app.domain.audit import AuditAction
 from app.domain.clock import organisation_date
@@ -38,8 +38,6 @@ from app.domain.triage import (
     feedback_due,
     may_see_case,
 )
-from app.intake.repository import IntakeRepository
-from app.settings import Settings
 from app.staff.models import StaffUser
 
 STATS_ROLES = frozenset({Role.TRIAGE, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
@@ -102,15 +100,14 @@ def deadlines(case: Case) -> Deadlines:
     )
 
 
-class CaseService:
-    def __init__(self, session: AsyncSession, *, sessionmaker: SessionMaker, settings: Settings):
-        self.session = session
-        self.sessionmaker = sessionmaker
+class CaseService(Service):
+    def __init__(self, session: AsyncSession, context: AppContext):
+        super().__init__(session, context)
         self.repository = CaseRepository(session)
-        self.content = IntakeRepository(session)
+        self.content = CaseContentRepository(session)
         self.audit = AuditLog(session)
-        self.feedback_months = settings.intake.feedback_months
-        self.zone = settings.zone
+        self.feedback_months = self.settings.intake.feedback_months
+        self.zone = self.settings.zone
 
     # --- access ----------------------------------------------------------------------
 
@@ -200,8 +197,8 @@ class CaseService:
             # Runs while the response streams, after the request's session has committed.
             # A short session per chunk: a slow reader must not keep a pooled connection.
             for index in range(attachment.chunk_count):
-                async with self.sessionmaker() as session:
-                    sealed = await IntakeRepository(session).chunk(attachment.id, index)
+                async with self.context.own_transaction() as session:
+                    sealed = await CaseContentRepository(session).chunk(attachment.id, index)
                 if sealed is None:
                     raise RuntimeError(f"attachment {attachment.id} lacks chunk {index}")
                 yield len(sealed).to_bytes(4, "big") + sealed

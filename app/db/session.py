@@ -1,16 +1,36 @@
-"""Engine, sessions, and the rule that the request's session owns the transaction.
+"""Engine, sessions, and the transaction rule.
 
-Services call `flush()` when they need database-generated values; only `get_session`
-commits, after the endpoint returned and before the response is sent, so a client is
-never told "done" about something that was not committed.
+**The request's session owns the transaction.** Services and repositories call `flush()`
+when they need database-generated values and never commit; only the request's session
+(`get_session` in `app/api/deps.py`, behind `SessionDep`) commits, after the endpoint
+returned and before the response is sent, and rolls back on any exception. So a client
+is never told "done" about something that was not committed. A command-line command
+runs in one transaction of its own the same way (`app/cli.py`).
+
+**The named exceptions.** A few places deliberately work in a short transaction of their
+own, apart from the request's, and they all open it with `own_transaction` (or
+`AppContext.own_transaction()`), so that a search for it finds every one:
+
+- staff login: counting the attempt as a failure (and locking the account) commits at
+  once, before Argon2 runs, so parallel guesses each count and a crash still counts
+  (`StaffService._reserve_attempt`);
+- receipt login: the same for the shared budget of wrong receipts, and reading the
+  installation's receipt salt (`ReporterService.open_session`);
+- intake's pre-checks: the salt, an earlier report with the same `Idempotency-Key`, a
+  reused challenge, read before the receipt is hashed so that no connection is held
+  while Argon2 runs (`IntakeService.submit`);
+- attachment downloads: chunks are read while the response streams, after the request's
+  session has closed (`ReporterService.attachment`, `CaseService.attachment_chunks`);
+- the readiness probe, which has no request session (`app/platform/health.py`).
+
+A new one needs a reason as good as these, and a line in this list.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from contextlib import asynccontextmanager
 
-from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,17 +62,9 @@ def build_sessionmaker(engine: AsyncEngine) -> SessionMaker:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: SessionMaker = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
-            await session.commit()
-
-
-# scope="function": the commit above runs before the response is sent.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+@asynccontextmanager
+async def own_transaction(sessionmaker: SessionMaker) -> AsyncIterator[AsyncSession]:
+    """A short transaction apart from the request's: committed when the block ends,
+    rolled back if it raises. Only for the exceptions listed in this module's docstring."""
+    async with sessionmaker() as session, session.begin():
+        yield session

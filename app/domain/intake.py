@@ -7,9 +7,8 @@ municipalities' clean-window channels distinguish. They are configurable
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
-
-from pydantic import BaseModel, Field
 
 
 class Channel(StrEnum):
@@ -30,12 +29,17 @@ CHANNEL_LABELS = {
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 
-class Option(BaseModel):
-    """A category or organisation unit: a stable code and its labels."""
+LABEL_MAX_LENGTH = 200
 
-    code: str = Field(pattern=CODE_PATTERN)
-    ko: str = Field(min_length=1, max_length=200)
-    en: str = Field(min_length=1, max_length=200)
+
+@dataclass(frozen=True)
+class Option:
+    """A category or organisation unit: a stable code and its labels. Configured ones are
+    checked against `CODE_PATTERN` and `LABEL_MAX_LENGTH` by the settings."""
+
+    code: str
+    ko: str
+    en: str
 
 
 DEFAULT_CATEGORIES = [

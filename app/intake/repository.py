@@ -1,4 +1,8 @@
-"""Queries behind intake and the reporter's mailbox. Flushes at most; never commits."""
+"""Queries of intake: the installation's receipt salt, shared budgets, challenges and
+idempotent retries, and storing a new case. Flushes at most; never commits.
+
+What a case contains (messages, attachments, chunks, sealed keys) is read and written
+through `app.cases.repository.CaseContentRepository`."""
 
 from __future__ import annotations
 
@@ -6,11 +10,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, cast, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage
+from app.cases.models import Case, CaseKey
 from app.domain.staff import Role
 from app.intake.models import Installation, IntakeBudget
 from app.staff.models import StaffUser
@@ -99,66 +103,5 @@ class IntakeRepository:
         await self.session.execute(
             delete(IntakeBudget).where(
                 IntakeBudget.kind == kind, IntakeBudget.window_start == window_start, IntakeBudget.used <= 0
-            )
-        )
-
-    async def reporter_key(self, case_id: uuid.UUID) -> CaseKey | None:
-        return await self.session.scalar(
-            select(CaseKey).where(CaseKey.case_id == case_id, CaseKey.recipient_kind == "reporter")
-        )
-
-    async def messages(self, case_id: uuid.UUID) -> Sequence[CaseMessage]:
-        return (
-            await self.session.scalars(
-                select(CaseMessage).where(CaseMessage.case_id == case_id).order_by(CaseMessage.seq)
-            )
-        ).all()
-
-    async def next_message_seq(self, case_id: uuid.UUID) -> int:
-        """Call with the case row locked, so two messages cannot take the same number."""
-        last = await self.session.scalar(
-            select(func.max(CaseMessage.seq)).where(CaseMessage.case_id == case_id)
-        )
-        return (last or 0) + 1
-
-    async def add(self, *rows: object) -> None:
-        self.session.add_all(rows)
-        await self.session.flush()
-
-    async def attachments(self, case_id: uuid.UUID) -> Sequence[CaseAttachment]:
-        return (
-            await self.session.scalars(
-                select(CaseAttachment)
-                .where(CaseAttachment.case_id == case_id)
-                .order_by(CaseAttachment.uploaded_on, CaseAttachment.id)
-            )
-        ).all()
-
-    async def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> CaseAttachment | None:
-        return await self.session.scalar(
-            select(CaseAttachment).where(CaseAttachment.id == attachment_id, CaseAttachment.case_id == case_id)
-        )
-
-    async def attachment_usage(self, case_id: uuid.UUID) -> tuple[int, int]:
-        count, total = (
-            await self.session.execute(
-                select(
-                    func.count(), cast(func.coalesce(func.sum(CaseAttachment.stored_bytes), 0), BigInteger)
-                ).where(
-                    CaseAttachment.case_id == case_id
-                )
-            )
-        ).one()
-        return int(count), int(total)
-
-    async def add_chunk(self, attachment_id: uuid.UUID, index: int, sealed: bytes) -> None:
-        await self.session.execute(
-            insert(AttachmentChunk).values(attachment_id=attachment_id, index=index, sealed=sealed)
-        )
-
-    async def chunk(self, attachment_id: uuid.UUID, index: int) -> bytes | None:
-        return await self.session.scalar(
-            select(AttachmentChunk.sealed).where(
-                AttachmentChunk.attachment_id == attachment_id, AttachmentChunk.index == index
             )
         )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
+from app.api.deps import Now, SettingsDep
 from app.domain.attachments import FILE_TYPES
 from app.domain.intake import CHANNEL_LABELS, Language
 from app.intake.deps import IntakeServiceDep
@@ -20,7 +21,6 @@ from app.intake.schemas import (
     SubmittedReport,
 )
 from app.platform.problems import problem_responses
-from app.staff.deps import Now, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["intake"])
 

@@ -17,20 +17,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseKey
-from app.db.session import SessionMaker
+from app.context import AppContext, Service
 from app.domain import crypto, pow
+from app.domain.budgets import SUBMISSIONS, window_start
 from app.domain.clock import organisation_date
 from app.domain.errors import DomainError, InvalidInput, ServiceBusy
 from app.domain.receipts import RECEIPT_SCHEME, derive_receipt_secrets, new_receipt, parse_receipt
-from app.domain.reporter_access import IdempotencySealer, check_idempotency_key
+from app.domain.reporter_access import check_idempotency_key
 from app.domain.triage import CaseState, acknowledgement_due, feedback_due
 from app.intake.repository import IntakeRepository
 from app.intake.schemas import ReportSubmission
-from app.platform.cpu import CpuBudget
-from app.settings import Settings
-
-SUBMISSIONS = "submissions"
-RECEIPT_FAILURES = "receipt_failures"
 
 
 class DrillTokenRejected(DomainError):
@@ -54,18 +50,6 @@ class ProofOfWorkRequired(InvalidInput):
     title = "Proof of work required"
 
 
-class ReceiptSalt:
-    """The installation's salt never changes, so each process reads it once."""
-
-    def __init__(self) -> None:
-        self.value: bytes | None = None
-
-    async def get(self, repository: IntakeRepository) -> bytes:
-        if self.value is None:
-            self.value = await repository.receipt_salt()
-        return self.value
-
-
 @dataclass(frozen=True)
 class Submitted:
     receipt: str
@@ -73,34 +57,17 @@ class Submitted:
     replayed: bool
 
 
-def window_start(now: datetime, window_seconds: int) -> datetime:
-    seconds = int(now.timestamp())
-    return datetime.fromtimestamp(seconds - seconds % window_seconds, now.tzinfo)
-
-
 def _request_fingerprint(submission: ReportSubmission) -> str:
     canonical = json.dumps(submission.model_dump(mode="json", exclude={"pow"}), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class IntakeService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        *,
-        sessionmaker: SessionMaker,
-        settings: Settings,
-        receipt_cpu: CpuBudget,
-        receipt_salt: ReceiptSalt,
-    ):
-        self.session = session
+class IntakeService(Service):
+    def __init__(self, session: AsyncSession, context: AppContext):
+        super().__init__(session, context)
         self.repository = IntakeRepository(session)
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.intake = settings.intake
-        self.receipt_cpu = receipt_cpu
-        self.receipt_salt = receipt_salt
-        self.idempotency = IdempotencySealer(settings.secret_key_bytes)
+        self.intake = self.settings.intake
+        self.idempotency = context.idempotency
 
     # --- proof of work -------------------------------------------------------------
 
@@ -156,9 +123,9 @@ class IntakeService:
 
         # Cheap checks first, in a short session of their own, so that no connection is
         # held while the receipt is hashed.
-        async with self.sessionmaker() as session:
+        async with self.context.own_transaction() as session:
             checks = IntakeRepository(session)
-            salt = await self.receipt_salt.get(checks)
+            salt = await self.context.receipt_salt.get(checks)
             if idempotency_digest is not None:
                 earlier = await checks.case_by_idempotency_digest(idempotency_digest)
                 if earlier is not None:
@@ -168,7 +135,7 @@ class IntakeService:
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.")
 
         receipt = new_receipt()
-        secrets = await self.receipt_cpu.run(derive_receipt_secrets, parse_receipt(receipt), salt)
+        secrets = await self.context.receipt_cpu.run(derive_receipt_secrets, parse_receipt(receipt), salt)
         received_on = organisation_date(now, self.settings.zone)
         acknowledge_due_on = acknowledgement_due(received_on, self.intake.acknowledge_days)
         case = Case(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.db.migrations import head_revision
+from app.db.session import own_transaction
 from app.platform.metrics import REGISTRY
 from app.platform.problems import problem_json, problem_responses
 
@@ -40,7 +41,7 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> Readiness | Response:
     expected = head_revision()
     try:
-        async with request.app.state.sessionmaker() as session:
+        async with own_transaction(request.app.state.context.sessionmaker) as session:
             found = await session.scalar(text("SELECT version_num FROM alembic_version"))
     except Exception as error:  # any failure to reach or read the database means "not ready"
         logger.warning("readiness check failed", extra={"error_type": type(error).__name__})

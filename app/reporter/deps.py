@@ -2,28 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.db.session import SessionDep
+from app.api.deps import Now, service_dependency
 from app.reporter.service import ReporterContext, ReporterService
-from app.staff.deps import Now, SettingsDep
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="ReporterSession")
 
 
-def get_reporter_service(request: Request, session: SessionDep, settings: SettingsDep) -> ReporterService:
-    state = request.app.state
-    return ReporterService(
-        session,
-        sessionmaker=state.sessionmaker,
-        settings=settings,
-        receipt_cpu=state.receipt_cpu,
-        receipt_salt=state.receipt_salt,
-    )
-
-
-ReporterServiceDep = Annotated[ReporterService, Depends(get_reporter_service)]
+ReporterServiceDep = Annotated[ReporterService, Depends(service_dependency(ReporterService))]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from app.api.deps import Now
 from app.platform.multipart import multipart_events
 from app.platform.problems import problem_responses
 from app.reporter.deps import Reporter, ReporterForUpdate, ReporterServiceDep
@@ -19,7 +20,6 @@ from app.reporter.schemas import (
     SessionOut,
     SessionRequest,
 )
-from app.staff.deps import Now
 
 router = APIRouter(prefix="/api/v1/reporter", tags=["reporter"])
 

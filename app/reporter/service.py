@@ -19,7 +19,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseAttachment, CaseMessage
-from app.db.session import SessionMaker
+from app.cases.repository import CaseContentRepository
+from app.context import AppContext, Service
 from app.domain import crypto
 from app.domain.attachments import (
     SNIFF_BYTES,
@@ -28,16 +29,13 @@ from app.domain.attachments import (
     check_file_type,
     clean_filename,
 )
+from app.domain.budgets import RECEIPT_FAILURES, window_start
 from app.domain.clock import organisation_date
 from app.domain.errors import DomainError, NotAuthenticated, NotFound, TooManyAttempts
 from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
-from app.domain.reporter_access import ReporterSessionCodec
 from app.domain.triage import public_status
 from app.intake.repository import IntakeRepository
-from app.intake.service import RECEIPT_FAILURES, ReceiptSalt, window_start
-from app.platform.cpu import CpuBudget
 from app.platform.multipart import MalformedMultipart, PartData, PartEnd, PartEvent, PartStart
-from app.settings import Settings
 
 
 class InvalidReceipt(DomainError):
@@ -68,24 +66,13 @@ class AttachmentInfo:
     author: str
 
 
-class ReporterService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        *,
-        sessionmaker: SessionMaker,
-        settings: Settings,
-        receipt_cpu: CpuBudget,
-        receipt_salt: ReceiptSalt,
-    ):
-        self.session = session
+class ReporterService(Service):
+    def __init__(self, session: AsyncSession, context: AppContext):
+        super().__init__(session, context)
         self.repository = IntakeRepository(session)
-        self.sessionmaker = sessionmaker
-        self.settings = settings
-        self.intake = settings.intake
-        self.receipt_cpu = receipt_cpu
-        self.receipt_salt = receipt_salt
-        self.codec = ReporterSessionCodec(settings.secret_key_bytes)
+        self.content = CaseContentRepository(session)
+        self.intake = self.settings.intake
+        self.codec = context.reporter_sessions
 
     # --- sessions --------------------------------------------------------------------
 
@@ -96,10 +83,10 @@ class ReporterService:
         that opens a case takes its count back."""
         digits = parse_receipt(receipt)  # a typo costs nothing and counts as nothing
         window = window_start(now, self.intake.budget_window_seconds)
-        async with self.receipt_cpu.slot() as run_in_slot:
-            async with self.sessionmaker() as session, session.begin():
+        async with self.context.receipt_cpu.slot() as run_in_slot:
+            async with self.context.own_transaction() as session:
                 reservation = IntakeRepository(session)
-                salt = await self.receipt_salt.get(reservation)
+                salt = await self.context.receipt_salt.get(reservation)
                 attempts = await reservation.spend_budget(RECEIPT_FAILURES, window)
             if attempts > self.intake.receipt_failures_per_window:
                 window_end = window + timedelta(seconds=self.intake.budget_window_seconds)
@@ -122,7 +109,7 @@ class ReporterService:
         case = await self.repository.case_by_id(session.case_id, lock=lock)
         if case is None or not hmac.compare_digest(case.receipt_tag, secrets.lookup_tag):
             raise NotAuthenticated("The session is invalid or has expired; enter the receipt again.")
-        sealed_key = await self.repository.reporter_key(case.id)
+        sealed_key = await self.content.reporter_key(case.id)
         if sealed_key is None:
             raise NotAuthenticated("This report can no longer be opened with its receipt.")
         content_key = crypto.open_content_key(sealed_key.sealed_key, secrets.reporter_key(), case.id)
@@ -145,7 +132,7 @@ class ReporterService:
                 "sent_on": message.sent_on,
                 **open_message(context.content_key, message),
             }
-            for message in await self.repository.messages(case.id)
+            for message in await self.content.messages(case.id)
         ]
         return {
             "status": public_status(case.state),
@@ -159,7 +146,7 @@ class ReporterService:
             "messages": messages,
             "attachments": [
                 attachment_info(context.content_key, attachment)
-                for attachment in await self.repository.attachments(case.id)
+                for attachment in await self.content.attachments(case.id)
             ],
         }
 
@@ -170,14 +157,14 @@ class ReporterService:
         message = CaseMessage(
             id=uuid.uuid4(),
             case_id=case.id,
-            seq=await self.repository.next_message_seq(case.id),
+            seq=await self.content.next_message_seq(case.id),
             author="reporter",
             sent_on=organisation_date(now, self.settings.zone),
         )
         message.sealed_body = crypto.seal_message(
             context.content_key, body, case_id=case.id, message_id=message.id, author=message.author
         )
-        await self.repository.add(message)
+        await self.content.add(message)
         return message
 
     async def add_attachment(
@@ -185,7 +172,7 @@ class ReporterService:
     ) -> AttachmentInfo:
         limits = self.intake.attachments
         case = context.case  # locked: the per-report limits hold under parallel uploads
-        count, total = await self.repository.attachment_usage(case.id)
+        count, total = await self.content.attachment_usage(case.id)
         if count >= limits.max_per_case:
             raise AttachmentLimitReached(f"A report can have at most {limits.max_per_case} attachments.")
         room = min(limits.max_bytes, limits.max_total_bytes_per_case - total)
@@ -216,7 +203,7 @@ class ReporterService:
                     f"The file is larger than the {room} bytes this report may still take.", limit=room
                 )
             for sealed in sealer.feed(data) if sealed_chunks is None else sealed_chunks:
-                await self.repository.add_chunk(attachment.id, chunk_index, sealed)
+                await self.content.add_chunk(attachment.id, chunk_index, sealed)
                 chunk_index += 1
                 stored_bytes += len(sealed)
 
@@ -224,7 +211,7 @@ class ReporterService:
             nonlocal media_type, checked
             media_type = check_file_type(media_type, bytes(pending)).media_type
             checked = True
-            await self.repository.add(attachment)
+            await self.content.add(attachment)
             await store(bytes(pending))
             pending.clear()
 
@@ -263,17 +250,17 @@ class ReporterService:
         return AttachmentInfo(attachment.id, filename, media_type, sealer.size, attachment.uploaded_on, "reporter")
 
     async def attachment(self, context: ReporterContext, attachment_id: uuid.UUID) -> tuple[AttachmentInfo, AsyncIterator[bytes]]:
-        attachment = await self.repository.attachment(context.case.id, attachment_id)
+        attachment = await self.content.attachment(context.case.id, attachment_id)
         if attachment is None:
             raise NotFound("This report has no such attachment.")
         info = attachment_info(context.content_key, attachment)
 
         async def plaintext() -> AsyncIterator[bytes]:
             # Runs while the response streams, after the request's session has closed.
-            async with self.sessionmaker() as session:
-                repository = IntakeRepository(session)
+            async with self.context.own_transaction() as session:
+                content = CaseContentRepository(session)
                 for index in range(attachment.chunk_count):
-                    sealed = await repository.chunk(attachment.id, index)
+                    sealed = await content.chunk(attachment.id, index)
                     if sealed is None:
                         raise crypto.DecryptionFailed("An attachment chunk is missing.")
                     yield crypto.open_attachment_chunk(

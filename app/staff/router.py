@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from app.api.deps import AdminUser, CurrentStaff, CurrentToken, Now, require_roles
 from app.platform.problems import problem_response, problem_responses
 from app.domain.crypto import PublicKey
 from app.domain.staff import Role
-from app.staff.deps import AdminUser, CurrentStaff, CurrentToken, Now, StaffServiceDep, require_roles
+from app.staff.deps import StaffServiceDep
 from app.staff.models import StaffUser
 from app.staff.schemas import ColleagueKeyOut, PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
 from app.staff.service import LoginRefused

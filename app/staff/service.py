@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditLog
-from app.db.session import SessionMaker
+from app.context import AppContext, Service
 from app.domain.audit import AuditAction
 from app.domain.crypto import PublicKey
 from app.domain.errors import (
@@ -25,15 +25,11 @@ from app.domain.errors import (
 )
 from app.domain.staff import (
     MAXIMUM_PASSWORD_LENGTH,
-    PasswordHashing,
     Role,
     check_password_strength,
     normalize_username,
 )
-from app.domain.throttle import LoginThrottlePolicy
 from app.domain.tokens import new_staff_token, token_digest
-from app.platform.cpu import CpuBudget
-from app.settings import Settings
 from app.staff.models import StaffToken, StaffUser
 from app.staff.repository import StaffRepository
 
@@ -84,47 +80,16 @@ class _NoSuchAccount:
     reason: str
 
 
-class StaffService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        *,
-        sessionmaker: SessionMaker,
-        hashing: PasswordHashing,
-        cpu: CpuBudget,
-        secret_key: bytes,
-        token_ttl: timedelta,
-        throttle: LoginThrottlePolicy,
-    ):
-        self.session = session
+class StaffService(Service):
+    def __init__(self, session: AsyncSession, context: AppContext):
+        super().__init__(session, context)
         self.repository = StaffRepository(session)
-        self.sessionmaker = sessionmaker
-        self.hashing = hashing
-        self.cpu = cpu
-        self.secret_key = secret_key
-        self.token_ttl = token_ttl
-        self.throttle = throttle
         self.audit = AuditLog(session)
-
-    @classmethod
-    def from_settings(
-        cls,
-        session: AsyncSession,
-        settings: Settings,
-        *,
-        sessionmaker: SessionMaker,
-        hashing: PasswordHashing,
-        cpu: CpuBudget,
-    ) -> StaffService:
-        return cls(
-            session,
-            sessionmaker=sessionmaker,
-            hashing=hashing,
-            cpu=cpu,
-            secret_key=settings.secret_key_bytes,
-            token_ttl=timedelta(minutes=settings.auth.token_ttl_minutes),
-            throttle=settings.auth.throttle_policy,
-        )
+        self.hashing = context.password_hashing
+        self.cpu = context.login_cpu
+        self.secret_key = self.settings.secret_key_bytes
+        self.token_ttl = timedelta(minutes=self.settings.auth.token_ttl_minutes)
+        self.throttle = self.settings.auth.throttle_policy
 
     async def create_user(
         self, username: str, role: Role, password: str, *, actor: StaffUser | None, now: datetime
@@ -204,7 +169,7 @@ class StaffService:
         await self.audit.record(AuditAction.LOGIN_FAILED, now, account, reason=reason)
 
     async def _reserve_attempt(self, username: str, now: datetime) -> _Reserved | _Locked | _NoSuchAccount:
-        async with self.sessionmaker() as session, session.begin():
+        async with self.context.own_transaction() as session:
             # FOR UPDATE serialises attempts on one account for the few milliseconds
             # this takes, so N parallel guesses count as N.
             user = await StaffRepository(session).user_by_username(username, lock=True)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.db import migrations
-from app.db.models import Base
+from app.models import Base
 
 
 def revisions_oldest_first() -> list[str]:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from app.db.session import SessionDep
+from app.api.deps import SessionDep
 from app.domain.staff import Role
 from app.staff.models import StaffUser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -374,8 +375,10 @@ async def test_a_busy_answer_is_not_counted_against_the_account(
     """When no hashing slot is free the login gets 503 before anything is counted, so a
     flood of made-up usernames cannot turn a staff member's retries into a lock."""
     user = await staff.create(Role.TRIAGE)
-    app.state.cpu = CpuBudget(1, max_wait_seconds=0.05)
-    async with app.state.cpu.slot():  # someone else's login holds the only slot
+    app.state.context = dataclasses.replace(
+        app.state.context, login_cpu=CpuBudget(1, max_wait_seconds=0.05)
+    )
+    async with app.state.context.login_cpu.slot():  # someone else's login holds the only slot
         for _ in range(8):
             busy = await login(client, user.username, STRONG_PASSWORD)
             assert busy.status_code == 503

@@ -1,4 +1,6 @@
-"""Imports every capability's models so that `Base.metadata` describes the whole schema."""
+"""Every capability's models, so that `Base.metadata` describes the whole schema (for
+Alembic and the migration tests). It lives above `app.db`: the database layer imports no
+feature; a new package with tables adds its models here."""
 
 from app.audit.models import AuditEntry, AuditHead
 from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition

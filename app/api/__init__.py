@@ -1,0 +1,1 @@
+"""What every router shares: the dependencies in `deps.py`."""
