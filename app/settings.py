@@ -7,6 +7,7 @@ a double underscore (`CLEANWINDOW_AUTH__TOKEN_TTL_MINUTES`).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -170,30 +171,31 @@ class Settings(BaseSettings):
     def _blank_means_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("recovery_public_key")
-    @classmethod
-    def _is_a_public_key(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                PublicKey.from_text(value)
-            except InvalidInput as error:
-                raise ValueError(f"RECOVERY_PUBLIC_KEY: {error.detail}") from None
-        return value
-
     @property
     def recovery_key(self) -> PublicKey | None:
-        return None if self.recovery_public_key is None else PublicKey.from_text(self.recovery_public_key)
+        """Parsed (and test-sealed) once per process, not on every submission."""
+        return None if self.recovery_public_key is None else _parse_public_key(self.recovery_public_key)
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production_values(self) -> Settings:
-        if self.environment != "production":
-            return self
-        problems = self.production_problems()
+    def _refuse_unusable_values(self) -> Settings:
+        # One check for every mode, so that production names all its reasons at once.
+        problems = self.recovery_key_problems()
+        if self.environment == "production":
+            problems += self.production_problems()
         if problems:
-            raise ValueError(
-                "refusing to run in production with unsafe settings: " + "; ".join(problems)
-            )
+            prefix = "refusing to run in production with unsafe settings: " if self.environment == "production" else ""
+            raise ValueError(prefix + "; ".join(problems))
         return self
+
+    def recovery_key_problems(self) -> list[str]:
+        """A recovery key that is not a usable public key is refused in any mode."""
+        if self.recovery_public_key is None:
+            return []
+        try:
+            _parse_public_key(self.recovery_public_key)
+        except InvalidInput as error:
+            return [f"RECOVERY_PUBLIC_KEY: {error.detail}"]
+        return []
 
     def production_problems(self) -> list[str]:
         problems = []
@@ -232,3 +234,10 @@ class Settings(BaseSettings):
 
     def with_database_url(self, url: str) -> Settings:
         return self.model_copy(update={"database_url": SecretStr(url)})
+
+
+@lru_cache(maxsize=8)
+def _parse_public_key(text: str) -> PublicKey:
+    # Keyed by the text rather than kept on the instance: `model_copy(update=...)` (the
+    # development recovery key in `serve`) skips validators and would keep a stale copy.
+    return PublicKey.from_text(text)
