@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     recovery_public_key: str | None = Field(None, validation_alias="RECOVERY_PUBLIC_KEY")
 
     database_pool_size: int = Field(10, ge=1, le=200)
+    # How long a request waits for a database connection (a pooled one, or a new one to
+    # the server) before it is answered 503 with Retry-After.
+    database_pool_timeout_seconds: float = Field(10.0, gt=0, le=300)
 
     auth: AuthSettings = AuthSettings()
     intake: IntakeSettings = IntakeSettings()

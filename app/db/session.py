@@ -31,6 +31,10 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        # asyncpg's own connect timeout is 60 s; a server that does not answer should cost
+        # a request no more than an exhausted pool does.
+        connect_args={"timeout": settings.database_pool_timeout_seconds},
         # Error messages would otherwise quote bound parameters (hashes, digests, and
         # later case data) into the logs.
         hide_parameters=True,
