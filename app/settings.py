@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     # batches at this interval, so their write time reveals nothing; 0 writes at once.
     reporter_log_delay_seconds: int = Field(3600, ge=0)
     secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+    # Bearer token Prometheus must send for /metrics; unset, /metrics is not served (404).
+    metrics_token: SecretStr | None = None
 
     database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
     data_dir: Path = Field(Path(".cleanwindow"), validation_alias="CLEANWINDOW_DATA_DIR")
@@ -169,7 +171,7 @@ class Settings(BaseSettings):
             )
         return f"{_ASYNC_SCHEMES[scheme]}://{rest}"
 
-    @field_validator("recovery_public_key", mode="before")
+    @field_validator("recovery_public_key", "metrics_token", mode="before")
     @classmethod
     def _blank_means_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -211,6 +213,14 @@ class Settings(BaseSettings):
             problems.append(
                 f"CLEANWINDOW_SECRET_KEY must be at least {MINIMUM_SECRET_KEY_LENGTH} characters"
             )
+        if self.metrics_token is not None:
+            token = self.metrics_token.get_secret_value()
+            if any(marker in token.lower() for marker in PLACEHOLDER_MARKERS):
+                problems.append("CLEANWINDOW_METRICS_TOKEN is still the placeholder from the examples")
+            elif len(token) < MINIMUM_SECRET_KEY_LENGTH:
+                problems.append(
+                    f"CLEANWINDOW_METRICS_TOKEN must be at least {MINIMUM_SECRET_KEY_LENGTH} characters"
+                )
         if self.debug:
             problems.append("CLEANWINDOW_DEBUG is on")
         if self.database_url is None:

@@ -94,6 +94,8 @@ def test_safe_production_settings_are_accepted(clean_env: pytest.MonkeyPatch) ->
         ({"CLEANWINDOW_SECRET_KEY": "change-me-to-at-least-32-random-characters"}, "placeholder"),
         ({"CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS": "60"}, "below an hour"),
         ({"RECOVERY_PUBLIC_KEY": ""}, "RECOVERY_PUBLIC_KEY is unset"),
+        ({"CLEANWINDOW_METRICS_TOKEN": "short-token"}, "CLEANWINDOW_METRICS_TOKEN must be at least 32"),
+        ({"CLEANWINDOW_METRICS_TOKEN": "CHANGE-ME-to-at-least-32-random-characters"}, "METRICS_TOKEN is still the placeholder"),
     ],
 )
 def test_unsafe_production_values_are_refused_with_the_reason(
@@ -173,6 +175,15 @@ def test_only_development_and_production_modes_exist(clean_env: pytest.MonkeyPat
         Settings()
 
 
+def test_a_blank_metrics_token_counts_as_unset_and_a_long_one_is_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in SAFE_PRODUCTION.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("CLEANWINDOW_METRICS_TOKEN", " ")
+    assert Settings().metrics_token is None
+    clean_env.setenv("CLEANWINDOW_METRICS_TOKEN", "m" * 40)
+    assert Settings().metrics_token.get_secret_value() == "m" * 40
+
+
 def test_a_blank_recovery_key_counts_as_unset(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("RECOVERY_PUBLIC_KEY", "  ")
     assert Settings().recovery_public_key is None
@@ -183,6 +194,7 @@ def test_the_shipped_examples_hold_no_usable_secret(project_root: Path) -> None:
     values = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
     assert values["CLEANWINDOW_SECRET_KEY"] == ""
     assert values["POSTGRES_PASSWORD"] == ""
+    assert values["CLEANWINDOW_METRICS_TOKEN"] == ""
 
 
 def test_failures_must_be_remembered_longer_than_the_longest_lock(clean_env: pytest.MonkeyPatch) -> None:
