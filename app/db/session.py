@@ -38,7 +38,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
         # Error messages would otherwise quote bound parameters (hashes, digests, and
         # later case data) into the logs.
         hide_parameters=True,
-        echo=settings.debug,
+        # No `echo`: SQLAlchemy's echo prints every statement straight to stdout with the
+        # millisecond, around the held and coarsened reporter-path lines. In debug,
+        # `configure_logging` lets the statements through the service's own handler.
     )
 
 
