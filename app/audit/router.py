@@ -6,19 +6,29 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from app.audit.service import AuditLog
 from app.db.session import SessionDep
 from app.domain.staff import Role
 from app.platform.problems import problem_responses
-from app.staff.deps import require_roles
+from app.staff.deps import require_roles, utc_now
 from app.staff.models import StaffUser
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 AuditReader = Annotated[StaffUser, Depends(require_roles(Role.AUDITOR, Role.ADMIN))]
+
+
+async def write_ended_windows(_: AuditReader, request: Request) -> None:
+    """Counted events of ended hours are written before the log is read, in a short
+    transaction of its own (so a long verification does not hold the chain's head)."""
+    async with request.app.state.sessionmaker() as session, session.begin():
+        await AuditLog(session).write_ended_windows(utc_now())
+
+
+EndedWindowsWritten = Depends(write_ended_windows)
 
 
 class AuditEntryOut(BaseModel):
@@ -50,6 +60,7 @@ class VerificationOut(BaseModel):
     response_model=AuditPage,
     responses=problem_responses(401, 403, 422),
     summary="The hash-chained audit log, newest first (auditor, admin)",
+    dependencies=[EndedWindowsWritten],
 )
 async def audit_log(
     _: AuditReader,
@@ -90,6 +101,7 @@ async def audit_log(
     response_model=VerificationOut,
     responses=problem_responses(401, 403),
     summary="Recompute the whole chain and name the first entry that does not match (auditor, admin)",
+    dependencies=[EndedWindowsWritten],
 )
 async def verify(_: AuditReader, session: SessionDep) -> VerificationOut:
     result = await AuditLog(session).verify()

@@ -1,6 +1,6 @@
 """Imports every capability's models so that `Base.metadata` describes the whole schema."""
 
-from app.audit.models import AuditEntry, AuditHead
+from app.audit.models import AuditEntry, AuditHead, AuditWindowCount
 from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.db.base import Base
 from app.intake.models import Installation, IntakeBudget
@@ -10,6 +10,7 @@ __all__ = [
     "AttachmentChunk",
     "AuditEntry",
     "AuditHead",
+    "AuditWindowCount",
     "Base",
     "Case",
     "CaseAttachment",

@@ -179,7 +179,12 @@ class StaffService:
                 # The same Argon2 work as a real check, so timing does not tell which
                 # usernames exist.
                 await run_in_slot(self.hashing.burn_time, password)
-                await self._audit_failure(now, attempt.account, attempt.reason)
+                if attempt.account is None:
+                    # Counted per hour, one entry per hour: an entry each would let anyone
+                    # grow the append-only log without bound with invented names.
+                    await self.audit.count(AuditAction.LOGIN_FAILED_UNKNOWN_USER, now)
+                else:
+                    await self._audit_failure(now, attempt.account, attempt.reason)
                 return invalid
             verified, upgraded_hash = await run_in_slot(
                 self.hashing.verify_and_upgrade, attempt.password_hash, password
