@@ -188,8 +188,9 @@ class Settings(BaseSettings):
         if self.environment == "production":
             problems += self.production_problems()
         if problems:
-            prefix = "refusing to run in production with unsafe settings: " if self.environment == "production" else ""
-            raise ValueError(prefix + "; ".join(problems))
+            if self.environment == "production":
+                problems[0] = "refusing to run in production with unsafe settings: " + problems[0]
+            raise ValueError("; ".join(problems))
         return self
 
     def recovery_key_problems(self) -> list[str]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
-
-from datetime import timedelta
 
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -92,9 +90,9 @@ class AuditLog:
 
     async def count(self, event: AuditAction, now: datetime) -> None:
         """Count an event in its hour instead of appending an entry for it; the hour's
-        count becomes one entry once the hour has ended. Windows that have ended are
-        written first, so the first counted event of a new hour writes the last one."""
-        await self.write_ended_windows(now)
+        count becomes one entry once the hour has ended. Ended windows are written here
+        too, so the first counted event of a new hour writes the last one (after the
+        count, so that the head row is still the last lock taken)."""
         await self.session.execute(
             insert(AuditWindowCount)
             .values(action=str(event), window_start=counting_window_start(now), count=1)
@@ -103,6 +101,7 @@ class AuditLog:
                 set_={"count": AuditWindowCount.count + 1},
             )
         )
+        await self.write_ended_windows(now)
 
     async def write_ended_windows(self, now: datetime) -> int:
         """Append one entry per counted window that ended before `now` (dated `now`, the

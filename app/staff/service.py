@@ -77,8 +77,9 @@ class _Locked:
 
 @dataclass(frozen=True)
 class _NoSuchAccount:
-    """No account that may log in: unknown (not named in the audit log, since people type
-    passwords into the username field) or deactivated (named)."""
+    """No account that may log in: unknown (only counted per hour in the audit log, and
+    never named, since people type passwords into the username field) or deactivated
+    (named)."""
 
     account: _Account | None
     reason: str
