@@ -20,6 +20,7 @@ from app.settings import Settings
 from app.audit import router as audit
 from app.cases import router as cases
 from app.intake import router as intake
+from app.intake.routing import warn_about_unreadable_channels
 from app.reporter import router as reporter
 from app.staff import router as staff
 
@@ -45,11 +46,13 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if sessionmaker is not None:
+            await warn_about_unreadable_channels(sessionmaker, settings.intake)
             yield
             return
         engine = build_engine(settings)
         app.state.context = AppContext.build(settings, build_sessionmaker(engine))
         try:
+            await warn_about_unreadable_channels(app.state.context.sessionmaker, settings.intake)
             yield
         finally:
             await engine.dispose()

@@ -2,7 +2,7 @@
 Alembic and the migration tests). It lives above `app.db`: the database layer imports no
 feature; a new package with tables adds its models here."""
 
-from app.audit.models import AuditEntry, AuditHead
+from app.audit.models import AuditEntry, AuditHead, AuditWindowCount
 from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.db.base import Base
 from app.intake.models import Installation, IntakeBudget
@@ -12,6 +12,7 @@ __all__ = [
     "AttachmentChunk",
     "AuditEntry",
     "AuditHead",
+    "AuditWindowCount",
     "Base",
     "Case",
     "CaseAttachment",

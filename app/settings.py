@@ -8,6 +8,7 @@ a double underscore (`CLEANWINDOW_AUTH__TOKEN_TTL_MINUTES`).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -165,6 +166,8 @@ class Settings(BaseSettings):
     # The organisation's calendar: dates of receipt, deadlines and "overdue" are dates in
     # this IANA zone; instants stay UTC.
     timezone: str = DEFAULT_TIMEZONE
+    # Bearer token Prometheus must send for /metrics; unset, /metrics is not served (404).
+    metrics_token: SecretStr | None = None
 
     database_url: SecretStr | None = Field(None, validation_alias="DATABASE_URL")
     data_dir: Path = Field(Path(".cleanwindow"), validation_alias="CLEANWINDOW_DATA_DIR")
@@ -172,6 +175,9 @@ class Settings(BaseSettings):
     recovery_public_key: str | None = Field(None, validation_alias="RECOVERY_PUBLIC_KEY")
 
     database_pool_size: int = Field(10, ge=1, le=200)
+    # How long a request waits for a database connection (a pooled one, or a new one to
+    # the server) before it is answered 503 with Retry-After.
+    database_pool_timeout_seconds: float = Field(10.0, gt=0, le=300)
 
     auth: AuthSettings = AuthSettings()
     intake: IntakeSettings = IntakeSettings()
@@ -204,35 +210,37 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return organisation_zone(self.timezone)
 
-    @field_validator("recovery_public_key", mode="before")
+    @field_validator("recovery_public_key", "metrics_token", mode="before")
     @classmethod
     def _blank_means_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("recovery_public_key")
-    @classmethod
-    def _is_a_public_key(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                PublicKey.from_text(value)
-            except InvalidInput as error:
-                raise ValueError(f"RECOVERY_PUBLIC_KEY: {error.detail}") from None
-        return value
-
     @property
     def recovery_key(self) -> PublicKey | None:
-        return None if self.recovery_public_key is None else PublicKey.from_text(self.recovery_public_key)
+        """Parsed (and test-sealed) once per process, not on every submission."""
+        return None if self.recovery_public_key is None else _parse_public_key(self.recovery_public_key)
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production_values(self) -> Settings:
-        if self.environment != "production":
-            return self
-        problems = self.production_problems()
+    def _refuse_unusable_values(self) -> Settings:
+        # One check for every mode, so that production names all its reasons at once.
+        problems = self.recovery_key_problems()
+        if self.environment == "production":
+            problems += self.production_problems()
         if problems:
-            raise ValueError(
-                "refusing to run in production with unsafe settings: " + "; ".join(problems)
-            )
+            if self.environment == "production":
+                problems[0] = "refusing to run in production with unsafe settings: " + problems[0]
+            raise ValueError("; ".join(problems))
         return self
+
+    def recovery_key_problems(self) -> list[str]:
+        """A recovery key that is not a usable public key is refused in any mode."""
+        if self.recovery_public_key is None:
+            return []
+        try:
+            _parse_public_key(self.recovery_public_key)
+        except InvalidInput as error:
+            return [f"RECOVERY_PUBLIC_KEY: {error.detail}"]
+        return []
 
     def production_problems(self) -> list[str]:
         problems = []
@@ -245,6 +253,14 @@ class Settings(BaseSettings):
             problems.append(
                 f"CLEANWINDOW_SECRET_KEY must be at least {MINIMUM_SECRET_KEY_LENGTH} characters"
             )
+        if self.metrics_token is not None:
+            token = self.metrics_token.get_secret_value()
+            if any(marker in token.lower() for marker in PLACEHOLDER_MARKERS):
+                problems.append("CLEANWINDOW_METRICS_TOKEN is still the placeholder from the examples")
+            elif len(token) < MINIMUM_SECRET_KEY_LENGTH:
+                problems.append(
+                    f"CLEANWINDOW_METRICS_TOKEN must be at least {MINIMUM_SECRET_KEY_LENGTH} characters"
+                )
         if self.debug:
             problems.append("CLEANWINDOW_DEBUG is on")
         if self.database_url is None:
@@ -271,3 +287,10 @@ class Settings(BaseSettings):
 
     def with_database_url(self, url: str) -> Settings:
         return self.model_copy(update={"database_url": SecretStr(url)})
+
+
+@lru_cache(maxsize=8)
+def _parse_public_key(text: str) -> PublicKey:
+    # Keyed by the text rather than kept on the instance: `model_copy(update=...)` (the
+    # development recovery key in `serve`) skips validators and would keep a stale copy.
+    return PublicKey.from_text(text)

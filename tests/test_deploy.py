@@ -48,3 +48,16 @@ def test_deploy_files_only_set_variables_the_service_reads(project_root: Path) -
     compose = yaml.safe_load((project_root / "deploy" / "compose.yaml").read_text())
     assert set(compose["services"]["app"]["environment"]) <= known
     assert compose["services"]["app"]["environment"]["CLEANWINDOW_ENV"] == "production"
+
+
+def test_the_prometheus_example_scrapes_metrics_with_the_bearer_token(project_root: Path) -> None:
+    paths = set(create_app(Settings(_env_file=None)).openapi()["paths"])
+    config = yaml.safe_load((project_root / "deploy" / "prometheus.example.yml").read_text())
+    jobs = config["scrape_configs"]
+    assert jobs
+    for job in jobs:
+        assert job["metrics_path"] in paths
+        assert job["authorization"]["type"] == "Bearer"
+        assert job["authorization"]["credentials_file"]  # the token itself never in the file
+        assert "credentials" not in job["authorization"]
+    assert "CLEANWINDOW_METRICS_TOKEN" in settings_variable_names()

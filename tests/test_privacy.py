@@ -3,6 +3,7 @@ dump reveals nothing a reporter wrote or who they are, and neither do the logs."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -226,3 +227,60 @@ def test_the_logs_of_a_whole_intake_and_mailbox_flow_hold_no_address_agent_or_co
     assert '"msg": "request"' in logs or '"msg":"request"' in logs or "request" in logs  # logging was on
     for secret in [marker, reply_marker, "127.0.0.9", FORWARDED_ADDRESS, "UA-MARKER-7f3e", *receipts, parse_receipt(receipts[0])]:
         assert secret not in logs, f"{secret} found in the service's log"
+
+
+@pytest.mark.slow
+def test_debug_sql_echo_on_reporter_paths_is_held_like_every_other_line(
+    fresh_database_url: str, recovery_key: crypto.PrivateKey, tmp_path: Path
+) -> None:
+    """Debug logs every SQL statement. Those run for a submission or a receipt login must
+    not be written at once with the millisecond (a second, plain copy beside the held,
+    coarsened lines would date the reporter's request)."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEANWINDOW_")}
+    env.update(
+        {
+            "DATABASE_URL": fresh_database_url,
+            "RECOVERY_PUBLIC_KEY": recovery_key.public_key.to_text(),
+            "POW_DIFFICULTY": "8",
+            "CLEANWINDOW_DATA_DIR": str(tmp_path / "data"),
+            "CLEANWINDOW_DEBUG": "true",  # development only, and the most it would write
+            "CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS": "3600",
+        }
+    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        from tests.test_serve import wait_until_ready
+
+        wait_until_ready(base, server)
+        import asyncio
+
+        async def flow() -> None:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                receipt = await submit_ok(client, report_body("sql-echo"))
+                headers = await reporter_headers(client, receipt)
+                assert (await client.get("/api/v1/reporter/report", headers=headers)).status_code == 200
+
+        asyncio.run(flow())
+        assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200  # an operator path
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+
+    lines = log_path.read_text().splitlines()
+    sql_lines = [line for line in lines if re.search(r"\b(SELECT|INSERT|UPDATE)\b", line)]
+    for line in sql_lines:
+        assert line.startswith("{"), f"a plain SQL line bypassed the service's logging: {line}"
+    echoed = [entry for entry in map(json.loads, sql_lines) if entry["logger"] == "sqlalchemy.engine.Engine"]
+    # Debug does log SQL: the operator path's statements are written at once.
+    assert any("alembic_version" in entry["msg"] for entry in echoed)
+    for entry in echoed:
+        if re.search(r"INSERT INTO cases|receipt_tag", entry["msg"]):
+            # Only possible if the hour turned during the test: then released, coarsened.
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:00:00\.000Z", entry["ts"]), entry

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.domain.crypto import PrivateKey
+from app.domain.crypto import PrivateKey, PublicKey
 from app.settings import DEVELOPMENT_SECRET_KEY, Settings
 
 RECOVERY_PUBLIC_KEY = PrivateKey.generate().public_key.to_text()
@@ -95,6 +95,8 @@ def test_safe_production_settings_are_accepted(clean_env: pytest.MonkeyPatch) ->
         ({"CLEANWINDOW_SECRET_KEY": "change-me-to-at-least-32-random-characters"}, "placeholder"),
         ({"CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS": "60"}, "below an hour"),
         ({"RECOVERY_PUBLIC_KEY": ""}, "RECOVERY_PUBLIC_KEY is unset"),
+        ({"CLEANWINDOW_METRICS_TOKEN": "short-token"}, "CLEANWINDOW_METRICS_TOKEN must be at least 32"),
+        ({"CLEANWINDOW_METRICS_TOKEN": "CHANGE-ME-to-at-least-32-random-characters"}, "METRICS_TOKEN is still the placeholder"),
     ],
 )
 def test_unsafe_production_values_are_refused_with_the_reason(
@@ -128,11 +130,59 @@ def test_every_reason_is_named_at_once(clean_env: pytest.MonkeyPatch) -> None:
         assert reason in message
 
 
+def test_a_bad_recovery_key_does_not_hide_the_other_production_reasons(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in SAFE_PRODUCTION.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("RECOVERY_PUBLIC_KEY", "cwpk1_not-a-key")
+    clean_env.setenv("CLEANWINDOW_SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+    clean_env.setenv("CLEANWINDOW_DEBUG", "true")
+    clean_env.setenv("POW_DIFFICULTY", "0")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = str(refused.value)
+    for reason in ("RECOVERY_PUBLIC_KEY", "development default", "DEBUG is on", "POW_DIFFICULTY is 0"):
+        assert reason in message
+
+
+def test_the_recovery_key_is_parsed_once_not_on_every_use(
+    clean_env: pytest.MonkeyPatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = PrivateKey.generate().public_key.to_text()
+    clean_env.setenv("RECOVERY_PUBLIC_KEY", text)
+    settings = Settings()
+    parsed: list[str] = []
+    original = PublicKey.from_text.__func__
+
+    def counting_from_text(cls, value: str) -> PublicKey:
+        parsed.append(value)
+        return original(cls, value)
+
+    monkeypatch.setattr(PublicKey, "from_text", classmethod(counting_from_text))
+    keys = [settings.recovery_key for _ in range(5)]
+    # The copy `serve` makes with the development key skips validation; it must not
+    # keep the old key.
+    other = PrivateKey.generate().public_key
+    copied = settings.model_copy(update={"recovery_public_key": other.to_text()})
+    assert parsed.count(text) == 0  # parsed when the settings were validated, not since
+    assert all(key is keys[0] for key in keys)
+    assert keys[0].to_text() == text
+    assert copied.recovery_key == other
+
+
 def test_only_development_and_production_modes_exist(clean_env: pytest.MonkeyPatch) -> None:
     # A third mode would be a way around the production checks.
     clean_env.setenv("CLEANWINDOW_ENV", "test")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_blank_metrics_token_counts_as_unset_and_a_long_one_is_accepted(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in SAFE_PRODUCTION.items():
+        clean_env.setenv(name, value)
+    clean_env.setenv("CLEANWINDOW_METRICS_TOKEN", " ")
+    assert Settings().metrics_token is None
+    clean_env.setenv("CLEANWINDOW_METRICS_TOKEN", "m" * 40)
+    assert Settings().metrics_token.get_secret_value() == "m" * 40
 
 
 def test_a_blank_recovery_key_counts_as_unset(clean_env: pytest.MonkeyPatch) -> None:
@@ -145,6 +195,7 @@ def test_the_shipped_examples_hold_no_usable_secret(project_root: Path) -> None:
     values = dict(line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#"))
     assert values["CLEANWINDOW_SECRET_KEY"] == ""
     assert values["POSTGRES_PASSWORD"] == ""
+    assert values["CLEANWINDOW_METRICS_TOKEN"] == ""
 
 
 def test_failures_must_be_remembered_longer_than_the_longest_lock(clean_env: pytest.MonkeyPatch) -> None:

@@ -44,3 +44,16 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditWindowCount(Base):
+    """Events counted per action and hour instead of logged one by one (failed logins for
+    usernames that do not exist: anyone could otherwise grow the append-only log without
+    bound). Each ended window becomes one entry in the chain and its row is deleted.
+    Only the count is kept, never what was typed."""
+
+    __tablename__ = "audit_window_counts"
+
+    action: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)

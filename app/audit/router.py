@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from app.api.deps import SessionDep, require_roles
+from app.api.deps import ContextDep, Now, SessionDep, require_roles
 from app.audit.service import AuditLog
 from app.domain.staff import Role
 from app.platform.problems import problem_responses
@@ -18,6 +18,16 @@ from app.staff.models import StaffUser
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 AuditReader = Annotated[StaffUser, Depends(require_roles(Role.AUDITOR, Role.ADMIN))]
+
+
+async def write_ended_windows(_: AuditReader, context: ContextDep, now: Now) -> None:
+    """Counted events of ended hours are written before the log is read, in a short
+    transaction of its own (so a long verification does not hold the chain's head)."""
+    async with context.own_transaction() as session:
+        await AuditLog(session).write_ended_windows(now)
+
+
+EndedWindowsWritten = Depends(write_ended_windows)
 
 
 class AuditEntryOut(BaseModel):
@@ -49,6 +59,7 @@ class VerificationOut(BaseModel):
     response_model=AuditPage,
     responses=problem_responses(401, 403, 422),
     summary="The hash-chained audit log, newest first (auditor, admin)",
+    dependencies=[EndedWindowsWritten],
 )
 async def audit_log(
     _: AuditReader,
@@ -89,6 +100,7 @@ async def audit_log(
     response_model=VerificationOut,
     responses=problem_responses(401, 403),
     summary="Recompute the whole chain and name the first entry that does not match (auditor, admin)",
+    dependencies=[EndedWindowsWritten],
 )
 async def verify(_: AuditReader, session: SessionDep) -> VerificationOut:
     result = await AuditLog(session).verify()

@@ -5,14 +5,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.models import AuditEntry, AuditHead
-from app.domain.audit import AuditAction, AuditRecord, ChainVerifier, StoredEntry, Verification, entry_hash
+from app.audit.models import AuditEntry, AuditHead, AuditWindowCount
+from app.domain.audit import (
+    COUNTING_WINDOW_SECONDS,
+    AuditAction,
+    AuditRecord,
+    ChainVerifier,
+    StoredEntry,
+    Verification,
+    counting_window_start,
+    entry_hash,
+)
 
 VERIFY_BATCH = 5000
 
@@ -77,6 +87,49 @@ class AuditLog:
                 details=details,
             )
         )
+
+    async def count(self, event: AuditAction, now: datetime) -> None:
+        """Count an event in its hour instead of appending an entry for it; the hour's
+        count becomes one entry once the hour has ended. Ended windows are written here
+        too, so the first counted event of a new hour writes the last one (after the
+        count, so that the head row is still the last lock taken)."""
+        await self.session.execute(
+            insert(AuditWindowCount)
+            .values(action=str(event), window_start=counting_window_start(now), count=1)
+            .on_conflict_do_update(
+                index_elements=[AuditWindowCount.action, AuditWindowCount.window_start],
+                set_={"count": AuditWindowCount.count + 1},
+            )
+        )
+        await self.write_ended_windows(now)
+
+    async def write_ended_windows(self, now: datetime) -> int:
+        """Append one entry per counted window that ended before `now` (dated `now`, the
+        window in its details) and delete its count, in the caller's transaction; returns
+        how many. Rows another transaction is writing are skipped, not waited for (that
+        transaction writes them), so this never waits while holding the head row."""
+        ended = (
+            select(AuditWindowCount.action, AuditWindowCount.window_start)
+            .where(AuditWindowCount.window_start < counting_window_start(now))
+            .with_for_update(skip_locked=True)
+        )
+        rows = (
+            await self.session.execute(
+                delete(AuditWindowCount)
+                .where(tuple_(AuditWindowCount.action, AuditWindowCount.window_start).in_(ended))
+                .returning(AuditWindowCount.action, AuditWindowCount.window_start, AuditWindowCount.count)
+            )
+        ).all()
+        for action, window_start, count in sorted(rows, key=lambda row: (row.window_start, row.action)):
+            await self.record(
+                action,
+                now,
+                None,
+                count=count,
+                window_start=window_start.isoformat(),
+                window_end=(window_start + timedelta(seconds=COUNTING_WINDOW_SECONDS)).isoformat(),
+            )
+        return len(rows)
 
     async def page(
         self,

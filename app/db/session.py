@@ -21,7 +21,10 @@ own, apart from the request's, and they all open it with `own_transaction` (or
   while Argon2 runs (`IntakeService.submit`);
 - attachment downloads: chunks are read while the response streams, after the request's
   session has closed (`ReporterService.attachment`, `CaseService.attachment_chunks`);
-- the readiness probe, which has no request session (`app/platform/health.py`).
+- the readiness probe, which has no request session (`app/platform/health.py`);
+- the startup check of channel routing, before any request (`app/intake/routing.py`);
+- writing the aggregate audit entries of ended hours before the log is read, so that a
+  long verification does not hold the chain's head (`app/audit/router.py`).
 
 A new one needs a reason as good as these, and a line in this list.
 """
@@ -51,10 +54,16 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        # asyncpg's own connect timeout is 60 s; a server that does not answer should cost
+        # a request no more than an exhausted pool does.
+        connect_args={"timeout": settings.database_pool_timeout_seconds},
         # Error messages would otherwise quote bound parameters (hashes, digests, and
         # later case data) into the logs.
         hide_parameters=True,
-        echo=settings.debug,
+        # No `echo`: SQLAlchemy's echo prints every statement straight to stdout with the
+        # millisecond, around the held and coarsened reporter-path lines. In debug,
+        # `configure_logging` lets the statements through the service's own handler.
     )
 
 

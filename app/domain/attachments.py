@@ -81,7 +81,7 @@ def check_file_type(declared: str | None, first_bytes: bytes) -> FileType:
     allowed = ", ".join(sorted(FILE_TYPES))
     if file_type is None:
         raise UnsupportedFileType(
-            f"Files of type {media_type or 'unknown'!r} are not accepted; allowed: {allowed}.",
+            f"This type of file is not accepted; allowed: {allowed}.",
             allowed=sorted(FILE_TYPES),
         )
     if not first_bytes:

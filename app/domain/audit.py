@@ -24,6 +24,8 @@ FORMAT = "cleanwindow-audit/v1"
 class AuditAction(StrEnum):
     LOGIN = "auth.login"
     LOGIN_FAILED = "auth.login_failed"
+    # One entry per hour with a count: failed logins for usernames that do not exist.
+    LOGIN_FAILED_UNKNOWN_USER = "auth.login_failed_unknown_user"
     LOGOUT = "auth.logout"
     KEY_REGISTERED = "key.registered"
     USER_CREATED = "user.created"
@@ -34,6 +36,16 @@ class AuditAction(StrEnum):
     CASE_TRANSITION = "case.transition"
     CASE_MESSAGE = "case.message"
     CASE_GRANT = "case.grant"
+
+
+# Events counted rather than logged one by one are counted per window this long.
+COUNTING_WINDOW_SECONDS = 3600
+
+
+def counting_window_start(moment: datetime) -> datetime:
+    """The start (UTC, on the hour) of the counting window `moment` falls in."""
+    seconds = int(moment.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % COUNTING_WINDOW_SECONDS, UTC)
 
 
 @dataclass(frozen=True)

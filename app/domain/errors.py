@@ -88,3 +88,11 @@ class ServiceBusy(RetryLater):
     slug = "busy"
     title = "Service busy"
     status = 503
+
+
+class DatabaseUnavailable(RetryLater):
+    """The database cannot be reached, or no pooled connection came free in time."""
+
+    slug = "database-unavailable"
+    title = "Database unavailable"
+    status = 503

@@ -91,15 +91,17 @@ class IntakeService(Service):
     # --- submission ------------------------------------------------------------------
 
     def _check_catalogue(self, submission: ReportSubmission) -> None:
+        # The detail names the field and the allowed codes, never the code sent: an error
+        # does not echo what a reporter typed.
         if self.intake.category(submission.category) is None:
             codes = [option.code for option in self.intake.categories]
             raise InvalidInput(
-                f"Unknown category {submission.category!r}.", field="category", allowed=codes
+                "Unknown category; `allowed` lists the codes.", field="category", allowed=codes
             )
         if submission.org_unit is not None and self.intake.org_unit(submission.org_unit) is None:
             codes = [option.code for option in self.intake.org_units]
             raise InvalidInput(
-                f"Unknown organisation unit {submission.org_unit!r}.", field="org_unit", allowed=codes
+                "Unknown organisation unit; `allowed` lists the codes.", field="org_unit", allowed=codes
             )
 
     async def submit(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.db.migrations import head_revision
 from app.db.session import own_transaction
+from app.domain.errors import NotAuthenticated, NotFound
 from app.platform.metrics import REGISTRY
 from app.platform.problems import problem_json, problem_responses
 
@@ -56,11 +61,39 @@ async def readyz(request: Request) -> Readiness | Response:
     return Readiness(status="ready", schema_revision=found)
 
 
+_metrics_bearer = HTTPBearer(
+    scheme_name="MetricsToken",
+    description="The value of CLEANWINDOW_METRICS_TOKEN (for Prometheus, not staff).",
+    auto_error=False,
+)
+
+
+def token_matches(presented: str, configured: str) -> bool:
+    # Compared as digests with compare_digest: the time taken says nothing about how much
+    # of the token, or of its length, was right.
+    return hmac.compare_digest(
+        hashlib.sha256(presented.encode()).digest(), hashlib.sha256(configured.encode()).digest()
+    )
+
+
+async def require_metrics_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_metrics_bearer)],
+) -> None:
+    """Metrics show when staff work; only the scraper holding the token may read them."""
+    configured = request.app.state.context.settings.metrics_token
+    if configured is None:
+        raise NotFound("Metrics are not served: CLEANWINDOW_METRICS_TOKEN is not set.")
+    if credentials is None or not token_matches(credentials.credentials, configured.get_secret_value()):
+        raise NotAuthenticated("/metrics needs the bearer token set in CLEANWINDOW_METRICS_TOKEN.")
+
+
 @router.get(
     "/metrics",
     response_class=Response,
-    summary="Prometheus metrics",
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    summary="Prometheus metrics (bearer token CLEANWINDOW_METRICS_TOKEN)",
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problem_responses(401, 404)},
+    dependencies=[Depends(require_metrics_token)],
 )
 async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

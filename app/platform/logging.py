@@ -144,6 +144,11 @@ def configure_logging(
     access.disabled = True
     # pgserver narrates every step at INFO; its warnings and errors are what matter.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # Debug's SQL echo, as records through the handler above (held and coarsened on
+    # reporter paths like any other line), never through SQLAlchemy's own stdout handler.
+    # Parameters stay hidden (`hide_parameters`); INFO, not DEBUG, so no result rows.
+    sql_echo = settings is not None and settings.debug
+    logging.getLogger("sqlalchemy.engine.Engine").setLevel(logging.INFO if sql_echo else logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

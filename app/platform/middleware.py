@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.platform.logging import reporter_facing_var, request_id_var
 from app.platform.metrics import HTTP_LATENCY, HTTP_REQUESTS, method_label
 from app.platform.privacy import is_reporter_facing
-from app.platform.problems import PROBLEM_MEDIA_TYPE
+from app.platform.problems import PROBLEM_MEDIA_TYPE, database_unavailable_response, is_database_unavailable
 
 logger = logging.getLogger("cleanwindow.http")
 
@@ -174,7 +174,8 @@ class BodySizeLimitMiddleware:
 
 class UnexpectedErrorMiddleware:
     """The last resort: an exception nobody handled becomes a bare 500 problem with the
-    request id to quote, and a log entry; never a stack trace in the response."""
+    request id to quote, and a log entry; never a stack trace in the response. A database
+    that cannot be reached (or an exhausted pool) is a 503 with `Retry-After` instead."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -186,7 +187,12 @@ class UnexpectedErrorMiddleware:
         response = ResponseTracker(send)
         try:
             await self.app(scope, receive, response)
-        except Exception:
+        except Exception as error:
+            if is_database_unavailable(error):
+                logger.warning("database unavailable", exc_info=True)
+                if not response.started:
+                    await database_unavailable_response(request_id_var.get())(scope, receive, send)
+                return
             logger.exception("unhandled error")
             if not response.started:
                 await send_problem(

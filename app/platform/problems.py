@@ -14,10 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.domain.errors import PROBLEM_TYPE_BASE, DomainError
+from app.domain.errors import PROBLEM_TYPE_BASE, DatabaseUnavailable, DomainError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -151,6 +152,66 @@ async def _handle_database_error(request: Request, error: DBAPIError) -> Problem
             type=PROBLEM_TYPE_BASE + "invalid-input",
         )
     raise error  # the last-resort 500, with a request id and the error in the log
+
+
+# Connection exceptions, insufficient resources (too many connections), the server
+# shutting down or starting up, and the database gone (dropped, or not yet created).
+_UNAVAILABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "3D000")
+_DRIVER_MODULES = ("asyncpg.",)
+DATABASE_RETRY_AFTER_SECONDS = 10
+
+
+def _raised_by_the_driver(error: BaseException) -> bool:
+    traceback = error.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_globals.get("__name__", "").startswith(_DRIVER_MODULES):
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _means_unavailable(error: BaseException) -> bool:
+    if isinstance(error, PoolTimeout):
+        return True
+    if isinstance(error, DBAPIError):
+        sqlstate = getattr(error.orig, "sqlstate", None) or ""
+        return (
+            error.connection_invalidated
+            or isinstance(error, (OperationalError, InterfaceError))
+            or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_PREFIXES)
+        )
+    # asyncpg lets a refused or timed-out connection through as a bare OSError.
+    return isinstance(error, OSError) and _raised_by_the_driver(error)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether an error (or one it arose from, such as a rollback failing after a lost
+    connection) means the database could not be reached or had no connection to spare:
+    a 503 to retry, not a 500 to investigate."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if _means_unavailable(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def database_unavailable_response(request_id: str | None) -> ProblemResponse:
+    error = DatabaseUnavailable(
+        "The service cannot reach its database right now. Try again after Retry-After seconds.",
+        retry_after_seconds=DATABASE_RETRY_AFTER_SECONDS,
+    )
+    return problem_json(
+        error.status,
+        error.detail,
+        title=error.title,
+        type=error.type,
+        headers=error.headers,
+        request_id=request_id,
+        **error.extensions,
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

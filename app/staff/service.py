@@ -73,8 +73,9 @@ class _Locked:
 
 @dataclass(frozen=True)
 class _NoSuchAccount:
-    """No account that may log in: unknown (not named in the audit log, since people type
-    passwords into the username field) or deactivated (named)."""
+    """No account that may log in: unknown (only counted per hour in the audit log, and
+    never named, since people type passwords into the username field) or deactivated
+    (named)."""
 
     account: _Account | None
     reason: str
@@ -144,7 +145,12 @@ class StaffService(Service):
                 # The same Argon2 work as a real check, so timing does not tell which
                 # usernames exist.
                 await run_in_slot(self.hashing.burn_time, password)
-                await self._audit_failure(now, attempt.account, attempt.reason)
+                if attempt.account is None:
+                    # Counted per hour, one entry per hour: an entry each would let anyone
+                    # grow the append-only log without bound with invented names.
+                    await self.audit.count(AuditAction.LOGIN_FAILED_UNKNOWN_USER, now)
+                else:
+                    await self._audit_failure(now, attempt.account, attempt.reason)
                 return invalid
             verified, upgraded_hash = await run_in_slot(
                 self.hashing.verify_and_upgrade, attempt.password_hash, password

@@ -8,11 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from argon2 import PasswordHasher
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from app.audit.models import AuditWindowCount
 from app.domain.audit import AuditRecord, ChainVerifier, GENESIS_HASH, StoredEntry, entry_hash
-from app.domain.staff import Role
+from app.domain.staff import PasswordHashing, Role
 from tests.cases.helpers import insert_case, register_key, transition
 from tests.conftest import STRONG_PASSWORD
 
@@ -186,8 +188,10 @@ async def test_every_security_event_is_chained(client, staff, sessionmaker) -> N
     assert expected <= set(by_action)
     failures = {entry["details"]["reason"]: entry for entry in by_action["auth.login_failed"]}
     assert failures["wrong_password"]["actor"] == "tina.triage"
-    assert failures["unknown_account"]["actor"] is None
     assert failures["inactive"]["actor"] == "tina.triage"
+    # An unknown name is counted for its hour, not logged on its own (see below).
+    assert "unknown_account" not in failures
+    assert await counted_unknown_user_failures(sessionmaker) == 1
     assert typed_password not in str(entries)  # a mistyped password never reaches the log
     transition_entry = by_action["case.transition"][0]
     assert transition_entry["case_id"] == str(case.id)
@@ -216,6 +220,113 @@ async def test_refusals_of_a_locked_account_do_not_fill_the_log(client, staff) -
     assert statuses.count(429) >= 6  # locked after five failures
     failed = await audit_actions(client, auditor, action="auth.login_failed")
     assert len([entry for entry in failed if entry["actor"] == target.username]) == statuses.count(401)
+
+
+async def counted_unknown_user_failures(sessionmaker) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(
+            select(func.coalesce(func.sum(AuditWindowCount.count), 0)).where(
+                AuditWindowCount.action == "auth.login_failed_unknown_user"
+            )
+        )
+
+
+async def end_the_counting_hour(db_connection) -> None:
+    """What the clock does to the open window an hour later."""
+    await db_connection.execute(text("UPDATE audit_window_counts SET window_start = window_start - interval '1 hour'"))
+
+
+async def test_failed_logins_for_invented_names_are_counted_per_hour_not_logged_one_by_one(
+    app, client, staff, sessionmaker, db_connection
+) -> None:
+    auditor = await staff.headers_for(Role.AUDITOR)
+    # Cheap Argon2 for the 51 decoy checks below: the count is what is tested here.
+    app.state.context = dataclasses.replace(
+        app.state.context, password_hashing=PasswordHashing(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    )
+    before = (await client.get("/api/v1/audit/verify", headers=auditor)).json()["entries"]
+    typed = [f"typed-secret-{n:02d}-x" for n in range(50)]
+    for name in typed:
+        response = await client.post("/api/v1/auth/token", data={"username": name, "password": "whatever at all"})
+        assert response.status_code == 401
+
+    during = await audit_actions(client, auditor)
+    added = [entry for entry in during if entry["seq"] > before]
+    assert [entry for entry in added if entry["action"] == "auth.login_failed"] == []
+    aggregates = [entry for entry in added if entry["action"] == "auth.login_failed_unknown_user"]
+    assert len(aggregates) <= 1  # one only if the hour turned during the test
+    written = sum(entry["details"]["count"] for entry in aggregates)
+    assert written + await counted_unknown_user_failures(sessionmaker) == 50
+
+    # The hour ends; the first such failure of the next hour writes the whole hour.
+    await end_the_counting_hour(db_connection)
+    response = await client.post("/api/v1/auth/token", data={"username": "typed-secret-late", "password": "whatever"})
+    assert response.status_code == 401
+    after = await audit_actions(client, auditor)
+    aggregates = [entry for entry in after if entry["action"] == "auth.login_failed_unknown_user"]
+    assert sum(entry["details"]["count"] for entry in aggregates) == 50
+    assert len(aggregates) <= 2
+    hour = aggregates[0]
+    assert hour["actor"] is None and hour["case_id"] is None
+    assert set(hour["details"]) == {"count", "window_start", "window_end"}
+    start, end = (datetime.fromisoformat(hour["details"][key]) for key in ("window_start", "window_end"))
+    assert end - start == timedelta(hours=1) and start.minute == start.second == 0
+    assert await counted_unknown_user_failures(sessionmaker) == 1  # the late one, in its own hour
+    assert not any(name in str(after) for name in [*typed, "typed-secret-late"])
+
+    verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
+    assert verified["ok"] is True and verified["entries"] == after[0]["seq"]
+
+
+async def test_counts_of_an_ended_hour_are_written_when_the_log_is_read(client, staff, sessionmaker, db_connection) -> None:
+    auditor = await staff.headers_for(Role.AUDITOR)
+    for n in range(3):
+        await client.post("/api/v1/auth/token", data={"username": f"nobody-{n}", "password": "whatever at all"})
+    assert [e for e in await audit_actions(client, auditor) if e["action"] == "auth.login_failed_unknown_user"] == []
+    await end_the_counting_hour(db_connection)
+    verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
+    assert verified["ok"] is True
+    [hour] = await audit_actions(client, auditor, action="auth.login_failed_unknown_user")
+    assert hour["details"]["count"] == 3 and hour["seq"] == verified["entries"]
+    assert await counted_unknown_user_failures(sessionmaker) == 0
+
+
+async def test_parallel_failures_across_replicas_write_an_ended_hour_exactly_once(live, password_hashing) -> None:
+    """Real commits on separate connections: many failures racing to close the same
+    ended hour write it once, with its whole count, and lose none of the new hour's."""
+    import asyncio
+
+    from tests.conftest import StaffFactory
+
+    factory = StaffFactory(live.sessionmaker, live.client, password_hashing)
+    auditor = await factory.headers_for(Role.AUDITOR)
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with live.sessionmaker() as session:
+        session.add(AuditWindowCount(action="auth.login_failed_unknown_user", window_start=hour_ago.replace(minute=0, second=0, microsecond=0), count=7))
+        await session.commit()
+
+    responses = await asyncio.gather(
+        *(live.client.post("/api/v1/auth/token", data={"username": f"racer-{n}", "password": "whatever at all"}) for n in range(12))
+    )
+    refused = [response for response in responses if response.status_code == 401]
+    # A login that found no hashing slot in time is a 503 that counts nowhere.
+    assert all(r.json()["type"].endswith("busy") for r in responses if r.status_code != 401)
+    assert len(refused) >= 2
+    entries = await audit_actions(live.client, auditor, action="auth.login_failed_unknown_user")
+    assert [entry["details"]["count"] for entry in entries] == [7]
+    assert await counted_unknown_user_failures(live.sessionmaker) == len(refused)
+    assert (await live.client.get("/api/v1/audit/verify", headers=auditor)).json()["ok"] is True
+
+
+async def test_failed_logins_on_real_accounts_are_still_logged_one_by_one(client, staff) -> None:
+    auditor = await staff.headers_for(Role.AUDITOR)
+    target = await staff.create(Role.TRIAGE)
+    for _ in range(3):
+        response = await client.post("/api/v1/auth/token", data={"username": target.username, "password": "not the password at all"})
+        assert response.status_code == 401
+    failed = await audit_actions(client, auditor, action="auth.login_failed")
+    mine = [entry for entry in failed if entry["actor"] == target.username]
+    assert len(mine) == 3 and {entry["details"]["reason"] for entry in mine} == {"wrong_password"}
 
 
 async def test_the_audit_log_pages_and_filters(client, staff, sessionmaker) -> None:

@@ -274,6 +274,20 @@ async def test_bad_input_is_refused_precisely_and_writes_nothing(
     assert await db_connection.scalar(select(func.count()).select_from(IntakeBudget)) == 0
 
 
+@pytest.mark.parametrize("field", ["category", "org_unit"])
+async def test_an_unknown_code_is_refused_with_the_allowed_codes_and_not_echoed(
+    client: httpx.AsyncClient, db_connection: AsyncConnection, field: str
+) -> None:
+    typed = "ECHO-MARKER-4f1e 뇌물 신고"
+    response = await submit(client, report_body(**{field: typed}))
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"].endswith("invalid-input") and problem["field"] == field
+    assert "bribery" in problem["allowed"] or "construction_transport" in problem["allowed"]
+    assert "ECHO-MARKER" not in response.text and "뇌물 신고" not in response.text
+    assert await case_count(db_connection) == 0
+
+
 async def test_a_reused_challenge_is_a_conflict(client: httpx.AsyncClient, db_connection: AsyncConnection) -> None:
     solved = await solved_pow(client)
     assert (await client.post("/api/v1/reports", json={**report_body(), "pow": solved})).status_code == 201

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+import hmac
+
 import httpx
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 
 from app.db.migrations import head_revision
 from app.main import create_app
 from app.platform.metrics import HTTP_REQUESTS
+from app.settings import Settings
+
+METRICS_TOKEN = "metrics-token-for-the-scraper-0123456789abcdef"
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"metrics_token": SecretStr(METRICS_TOKEN)})
 
 
 async def test_healthz_answers_while_the_process_runs(client: httpx.AsyncClient) -> None:
@@ -55,7 +68,7 @@ async def test_readyz_is_503_when_the_database_does_not_answer(settings) -> None
 async def test_metrics_are_prometheus_text_labelled_by_route_template(client: httpx.AsyncClient) -> None:
     await client.get("/healthz")
     await client.get("/api/v1/users/00000000-0000-0000-0000-000000000000/deactivate")
-    response = await client.get("/metrics")
+    response = await client.get("/metrics", headers=SCRAPER)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     body = response.text
@@ -87,9 +100,61 @@ async def test_reporter_facing_requests_are_not_counted_in_metrics(client: httpx
 async def test_metrics_expose_no_process_figures_and_no_invented_methods(client: httpx.AsyncClient) -> None:
     for n in range(3):
         await client.request(f"BREW{n}", "/healthz")
-    body = (await client.get("/metrics")).text
+    body = (await client.get("/metrics", headers=SCRAPER)).text
     # CPU, memory and GC figures would show each report submission's spike.
     for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_gc_"):
         assert family not in body
     assert "BREW" not in body
     assert 'method="OTHER",route="/healthz"' in body
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {METRICS_TOKEN[:-1]}"},
+        {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+        {"Authorization": f"Basic {METRICS_TOKEN}"},
+    ],
+    ids=["none", "empty", "wrong", "prefix", "longer", "basic"],
+)
+async def test_metrics_need_the_token(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    await client.get("/healthz")
+    response = await client.get("/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "cleanwindow_http_requests_total" not in response.text
+
+
+async def test_metrics_are_not_served_without_a_configured_token(
+    settings: Settings, sessionmaker
+) -> None:
+    app = create_app(settings.model_copy(update={"metrics_token": None}), sessionmaker=sessionmaker)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        await client.get("/healthz")
+        for headers in ({}, SCRAPER, {"Authorization": "Bearer "}):
+            response = await client.get("/metrics", headers=headers)
+            assert response.status_code == 404
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "cleanwindow_http" not in response.text
+
+
+async def test_the_metrics_token_is_compared_in_constant_time(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def spying_compare_digest(a, b) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spying_compare_digest)
+    assert (await client.get("/metrics", headers={"Authorization": "Bearer x"})).status_code == 401
+    assert (await client.get("/metrics", headers=SCRAPER)).status_code == 200
+    # Fixed-length digests: neither the time nor the comparison depends on the length sent.
+    assert compared == [(32, 32), (32, 32)]

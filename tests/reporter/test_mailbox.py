@@ -264,6 +264,15 @@ async def test_a_bad_attachment_is_refused_and_nothing_written(
     assert await count(db_connection, CaseAttachment) == 0 and await count(db_connection, AttachmentChunk) == 0
 
 
+async def test_a_refused_file_type_is_not_echoed(client: httpx.AsyncClient, mailbox) -> None:
+    _, headers = mailbox
+    files = {"file": ("a.bin", b"hello there", "application/x-echo-marker-77c1")}
+    response = await client.post("/api/v1/reporter/attachments", files=files, headers=headers)
+    assert response.status_code == 415, response.text
+    assert "application/pdf" in response.json()["allowed"]
+    assert "echo-marker" not in response.text
+
+
 async def test_a_non_multipart_upload_is_refused(client: httpx.AsyncClient, mailbox) -> None:
     _, headers = mailbox
     response = await client.post("/api/v1/reporter/attachments", content=b"raw", headers={**headers, "Content-Type": "application/pdf"})
