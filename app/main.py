@@ -16,6 +16,7 @@ from app.platform.middleware import (
     RequestContextMiddleware,
     UnexpectedErrorMiddleware,
 )
+from app.platform.openapi import install_openapi
 from app.platform.problems import install_problem_handlers
 from app.settings import Settings
 from app.audit import router as audit
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
         app.state.sessionmaker = sessionmaker
 
     install_problem_handlers(app)
+    install_openapi(app)
     # Added innermost first: the request context wraps everything, so even the last-resort
     # 500 carries a request id and is counted in the metrics.
     app.add_middleware(
