@@ -178,7 +178,15 @@ async def send(client: httpx.AsyncClient, case, headers: dict[str, str]) -> tupl
     derandomize=True,
     database=None,
     deadline=None,
-    suppress_health_check=list(hypothesis.HealthCheck),
+    # The client and its transaction are shared by a test's examples on purpose; schemas
+    # (a report, a key) make large and slow examples, slower still on a loaded machine.
+    suppress_health_check=[
+        hypothesis.HealthCheck.function_scoped_fixture,
+        hypothesis.HealthCheck.too_slow,
+        hypothesis.HealthCheck.filter_too_much,
+        hypothesis.HealthCheck.data_too_large,
+        hypothesis.HealthCheck.large_base_example,
+    ],
 )
 @hypothesis.given(data=st.data())
 async def test_every_answer_is_documented(
