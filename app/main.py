@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api.deps import get_session
 from app.context import AppContext
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
 from app.platform import health
@@ -15,6 +16,7 @@ from app.platform.middleware import (
     RequestContextMiddleware,
     UnexpectedErrorMiddleware,
 )
+from app.platform.openapi import install_openapi
 from app.platform.problems import install_problem_handlers
 from app.settings import Settings
 from app.audit import router as audit
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
         app.state.context = AppContext.build(settings, sessionmaker)
 
     install_problem_handlers(app)
+    install_openapi(app, database_dependency=get_session)
     # Added innermost first: the request context wraps everything, so even the last-resort
     # 500 carries a request id and is counted in the metrics.
     app.add_middleware(

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from app.domain.errors import InvalidInput
@@ -83,29 +84,30 @@ async def multipart_events(request: Request) -> AsyncIterator[PartEvent]:
     def on_part_end() -> None:
         events.append(PartEnd())
 
-    parser = MultipartParser(
-        options[b"boundary"],
-        {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": on_headers_finished,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
+    try:
+        parser = MultipartParser(options[b"boundary"], callbacks)
+    except FormParserError:  # refused when built, not while parsing: a boundary over 256 bytes
+        raise MalformedMultipart("The multipart boundary is too long.") from None
     async for chunk in request.stream():
         try:
             parser.write(chunk)
-        except MultipartParseError:
+        except FormParserError:
             raise MalformedMultipart("The multipart body is malformed.") from None
         for event in events:
             yield event
         events.clear()
     try:
         parser.finalize()
-    except MultipartParseError:
+    except FormParserError:
         raise MalformedMultipart("The multipart body ended early.") from None
     for event in events:
         yield event

@@ -68,13 +68,17 @@ def problem_response(error: DomainError) -> ProblemResponse:
     )
 
 
+PROBLEM_SCHEMA_REF = {"$ref": "#/components/schemas/ProblemDetails"}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries documenting problem bodies for these statuses."""
+    """OpenAPI `responses=` entries documenting problem bodies for these statuses: the
+    route's own; app/platform/openapi.py adds those every route of its kind can answer.
+    (Not `model=`: FastAPI would file the schema under `application/json`.)"""
     return {
         status: {
             "description": HTTPStatus(status).phrase,
-            "model": ProblemDetails,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA_REF}},
         }
         for status in statuses
     }
