@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, cast, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,23 +137,6 @@ class IntakeRepository:
     async def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> CaseAttachment | None:
         return await self.session.scalar(
             select(CaseAttachment).where(CaseAttachment.id == attachment_id, CaseAttachment.case_id == case_id)
-        )
-
-    async def attachment_usage(self, case_id: uuid.UUID) -> tuple[int, int]:
-        count, total = (
-            await self.session.execute(
-                select(
-                    func.count(), cast(func.coalesce(func.sum(CaseAttachment.stored_bytes), 0), BigInteger)
-                ).where(
-                    CaseAttachment.case_id == case_id
-                )
-            )
-        ).one()
-        return int(count), int(total)
-
-    async def add_chunk(self, attachment_id: uuid.UUID, index: int, sealed: bytes) -> None:
-        await self.session.execute(
-            insert(AttachmentChunk).values(attachment_id=attachment_id, index=index, sealed=sealed)
         )
 
     async def chunk(self, attachment_id: uuid.UUID, index: int) -> bytes | None:
