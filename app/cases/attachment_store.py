@@ -11,7 +11,8 @@ of slow clients stall every endpoint. So nothing is held between two chunks:
   per-report limits against the attachments already published (so they hold exactly
   under parallel uploads), and moves the row onto the case;
 - a refused or abandoned upload is discarded, its chunks with it; staging left behind by
-  a killed process is removed by a later upload once it is older than an upload can last.
+  a killed process is removed by a later upload once it is older than an upload can last;
+- a download reads one chunk per transaction.
 
 Like logins, these steps deliberately open transactions of their own instead of using
 the request's session.
@@ -20,7 +21,7 @@ the request's session.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, timedelta
 
 from sqlalchemy import BigInteger, cast, delete, func, insert, select, update
@@ -34,6 +35,10 @@ from app.domain.errors import NotFound
 # Uploads last at most an hour (the settings refuse more), so nothing staged before
 # yesterday can still be streaming, whatever the hour of either day.
 STALE_STAGING_AGE = timedelta(days=2)
+
+
+class MissingChunk(RuntimeError):
+    """A published attachment lacks a chunk: the database was damaged or edited."""
 
 
 async def published_usage(session: AsyncSession, case_id: uuid.UUID) -> tuple[int, int]:
@@ -118,3 +123,17 @@ class AttachmentStore:
             await session.execute(
                 delete(CaseAttachment).where(CaseAttachment.id == attachment_id, CaseAttachment.case_id.is_(None))
             )
+
+    async def sealed_chunks(self, attachment: CaseAttachment) -> AsyncIterator[tuple[int, bytes]]:
+        """(index, sealed chunk) in order, one short session per chunk: a reader who takes
+        an hour over a file holds a pooled connection for a few milliseconds at a time."""
+        for index in range(attachment.chunk_count):
+            async with self.sessionmaker() as session:
+                sealed = await session.scalar(
+                    select(AttachmentChunk.sealed).where(
+                        AttachmentChunk.attachment_id == attachment.id, AttachmentChunk.index == index
+                    )
+                )
+            if sealed is None:
+                raise MissingChunk(f"attachment {attachment.id} lacks chunk {index}")
+            yield index, sealed

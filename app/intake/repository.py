@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage
+from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage
 from app.domain.staff import Role
 from app.intake.models import Installation, IntakeBudget
 from app.staff.models import StaffUser
@@ -137,11 +137,4 @@ class IntakeRepository:
     async def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> CaseAttachment | None:
         return await self.session.scalar(
             select(CaseAttachment).where(CaseAttachment.id == attachment_id, CaseAttachment.case_id == case_id)
-        )
-
-    async def chunk(self, attachment_id: uuid.UUID, index: int) -> bytes | None:
-        return await self.session.scalar(
-            select(AttachmentChunk.sealed).where(
-                AttachmentChunk.attachment_id == attachment_id, AttachmentChunk.index == index
-            )
         )

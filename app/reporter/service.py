@@ -288,23 +288,19 @@ class ReporterService:
         if attachment is None:
             raise NotFound("This report has no such attachment.")
         info = attachment_info(context.content_key, attachment)
+        chunks = AttachmentStore(self.sessionmaker).sealed_chunks(attachment)
 
         async def plaintext() -> AsyncIterator[bytes]:
             # Runs while the response streams, after the request's session has closed.
-            async with self.sessionmaker() as session:
-                repository = IntakeRepository(session)
-                for index in range(attachment.chunk_count):
-                    sealed = await repository.chunk(attachment.id, index)
-                    if sealed is None:
-                        raise crypto.DecryptionFailed("An attachment chunk is missing.")
-                    yield crypto.open_attachment_chunk(
-                        context.content_key,
-                        sealed,
-                        case_id=attachment.case_id,
-                        attachment_id=attachment.id,
-                        index=index,
-                        final=index == attachment.chunk_count - 1,
-                    )
+            async for index, sealed in chunks:
+                yield crypto.open_attachment_chunk(
+                    context.content_key,
+                    sealed,
+                    case_id=context.case.id,
+                    attachment_id=attachment.id,
+                    index=index,
+                    final=index == attachment.chunk_count - 1,
+                )
 
         return info, plaintext()
 

@@ -10,6 +10,7 @@ nothing behind.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -194,6 +195,49 @@ async def test_slow_uploads_hold_neither_the_case_nor_the_pool_and_are_cut_off_a
         assert b"application/problem+json" in answer and b"connection: close" in answer.lower()
         assert UPLOAD_DEADLINE_SECONDS <= took < UPLOAD_DEADLINE_SECONDS + 8
     assert await rows(desk.database_url, CaseAttachment, AttachmentChunk) == [0, 0]
+
+
+async def stalled_download(port: int, path: str, headers: dict[str, str]) -> tuple[socket.socket, bytes]:
+    """Asks for a file and then reads nothing more than the first bytes, with a receive
+    buffer so small that the server soon cannot send any further."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(raw, ("127.0.0.1", port))
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    await loop.sock_sendall(raw, ("\r\n".join(lines) + "\r\n\r\n").encode())
+    return raw, await asyncio.wait_for(loop.sock_recv(raw, 1024), 30)
+
+
+async def test_slow_downloads_hold_no_pooled_connection(desk: SlowDesk) -> None:
+    big = PDF_HEAD + bytes(range(256)) * (8 * 4096)  # 8 MiB: far more than the socket buffers
+    async with httpx.AsyncClient(base_url=desk.url, timeout=120) as client:
+        uploaded = await client.post(
+            "/api/v1/reporter/attachments",
+            files={"file": ("big.pdf", big, "application/pdf")},
+            headers=desk.reporter_headers,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+    attachment_id = uploaded.json()["id"]
+    readers = [
+        (f"/api/v1/reporter/attachments/{attachment_id}", desk.reporter_headers),
+        (f"/api/v1/cases/{desk.case_id}/attachments/{attachment_id}", desk.triage_headers),
+    ]
+    # More stalled readers of each kind than the pool has connections.
+    stalled = [
+        await stalled_download(desk.port, path, headers) for path, headers in readers for _ in range(2 * POOL_SIZE + 1)
+    ]
+    try:
+        for _, first_bytes in stalled:
+            assert first_bytes.startswith(b"HTTP/1.1 200 ")
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=desk.url, timeout=FAST_ENOUGH_SECONDS) as client:
+            ready, took = await timed(client.get("/readyz"))
+        assert ready.status_code == 200 and took < FAST_ENOUGH_SECONDS
+    finally:
+        for raw, _ in stalled:
+            raw.close()
 
 
 async def test_parallel_uploads_respect_the_per_report_limits_exactly(live) -> None:
