@@ -132,7 +132,11 @@ class CaseAttachment(UUIDPrimaryKey, Base):
         CheckConstraint("num_nonnulls(case_id, staging_case_id) = 1", name="published_or_staged"),
         CheckConstraint("(staging_case_id IS NULL) = (staged_on IS NULL)", name="staged_on_when_staged"),
         Index("ix_case_attachments_case_id", "case_id"),
-        Index("ix_case_attachments_staging_case_id", "staging_case_id", postgresql_where=text("staging_case_id IS NOT NULL")),
+        Index(
+            "ix_case_attachments_staging_case_id",
+            "staging_case_id",
+            postgresql_where=text("staging_case_id IS NOT NULL"),
+        ),
         Index("ix_case_attachments_staged_on", "staged_on", postgresql_where=text("staged_on IS NOT NULL")),
     )
 

@@ -83,7 +83,9 @@ async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: Re
         }
     },
 )
-async def upload_attachment(request: Request, reporter: ReporterStreaming, service: ReporterServiceDep) -> AttachmentOut:
+async def upload_attachment(
+    request: Request, reporter: ReporterStreaming, service: ReporterServiceDep
+) -> AttachmentOut:
     info = await service.add_attachment(reporter, multipart_events(request), utc_now())
     return AttachmentOut.model_validate(info)
 

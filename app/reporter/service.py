@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.attachment_store import AttachmentStore
@@ -327,7 +328,7 @@ async def discard_staging(store: AttachmentStore, attachment_id: uuid.UUID) -> N
     try:
         # Shielded: a request cancelled by a disconnect still clears what it staged.
         await asyncio.shield(store.discard(attachment_id))
-    except Exception as error:  # the database is unreachable: a later upload removes it
+    except (SQLAlchemyError, OSError) as error:  # the database is unreachable: a later upload removes it
         logger.warning("a refused upload's staging was left behind", extra={"error_type": type(error).__name__})
 
 

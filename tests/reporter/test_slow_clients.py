@@ -62,7 +62,9 @@ async def staff_headers(client: httpx.AsyncClient, admin_token: str, role: Role)
 
 
 @pytest.fixture
-async def desk(fresh_database_url: str, settings: Settings, password_hashing: PasswordHashing) -> AsyncIterator[SlowDesk]:
+async def desk(
+    fresh_database_url: str, settings: Settings, password_hashing: PasswordHashing
+) -> AsyncIterator[SlowDesk]:
     admin = await create_admin(fresh_database_url, password_hashing)
     attachments = settings.intake.attachments.model_copy(
         update={"chunk_bytes": 4096, "upload_timeout_seconds": UPLOAD_DEADLINE_SECONDS}
@@ -132,7 +134,7 @@ async def trickling_upload(port: int, token_header: str, *, silent: bool = False
 
 async def hang_up_midway(port: int, token_header: str) -> None:
     """Sends the first 10 kB of a 200 kB file (two chunks' worth), then disconnects."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     boundary = "hang-up-boundary"
     preamble = (
         f"--{boundary}\r\n"
@@ -295,7 +297,9 @@ async def test_staging_left_by_a_killed_process_is_removed_by_a_later_upload(
                 stored_bytes=0, chunk_bytes=4096, chunk_count=1, sealed_meta=b"",
             )
         )
-        await db_connection.execute(AttachmentChunk.__table__.insert().values(attachment_id=stale, index=0, sealed=b"sealed"))
+        await db_connection.execute(
+            AttachmentChunk.__table__.insert().values(attachment_id=stale, index=0, sealed=b"sealed")
+        )
         response = await client.post(
             "/api/v1/reporter/attachments", files={"file": ("a.txt", b"hello there", "text/plain")}, headers=headers
         )
