@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.attachments import AttachmentLimits
 from app.domain.clock import DEFAULT_TIMEZONE, organisation_zone
 from app.domain.crypto import PublicKey
 from app.domain.errors import InvalidInput
@@ -82,6 +83,13 @@ class AttachmentSettings(BaseModel):
     max_total_bytes_per_case: int = Field(100 * 1024 * 1024, ge=1024)
     # Plaintext held at once while a file streams in; each chunk is sealed on its own.
     chunk_bytes: int = Field(64 * 1024, ge=4096, le=4 * 1024 * 1024)
+    # From the first byte of the body read to the last; a slower upload gets 408 and its
+    # staged chunks are removed. At most an hour: staging older than yesterday is known dead.
+    upload_timeout_seconds: int = Field(600, ge=1, le=3600)
+
+    @property
+    def limits(self) -> AttachmentLimits:
+        return AttachmentLimits(self.max_bytes, self.max_per_case, self.max_total_bytes_per_case)
 
 
 def _check_option(option: Option) -> Option:

@@ -129,10 +129,24 @@ class CaseAttachment(UUIDPrimaryKey, Base):
         CheckConstraint(_in("author", AUTHORS), name="author"),
         CheckConstraint("(author = 'staff') = (staff_user_id IS NOT NULL)", name="staff_has_user"),
         CheckConstraint("chunk_count >= 1 AND stored_bytes >= 0", name="sizes"),
+        CheckConstraint("num_nonnulls(case_id, staging_case_id) = 1", name="published_or_staged"),
+        CheckConstraint("(staging_case_id IS NULL) = (staged_on IS NULL)", name="staged_on_when_staged"),
         Index("ix_case_attachments_case_id", "case_id"),
+        Index(
+            "ix_case_attachments_staging_case_id",
+            "staging_case_id",
+            postgresql_where=text("staging_case_id IS NOT NULL"),
+        ),
+        Index("ix_case_attachments_staged_on", "staged_on", postgresql_where=text("staged_on IS NOT NULL")),
     )
 
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    # Set when the upload is published whole; every query of a case's attachments goes by it.
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    # While the file streams in, its row and chunks belong to the case only through this
+    # column, invisible to every reader (see app/cases/attachment_store.py).
+    staging_case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    # A date, like every reporter-side row: staging from before yesterday was abandoned.
+    staged_on: Mapped[date | None]
     author: Mapped[str] = mapped_column(String(16))
     staff_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
     uploaded_on: Mapped[date]

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditLog
+from app.cases.attachment_store import AttachmentStore
 from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.cases.repository import CaseContentRepository, CaseFilters, CaseRepository, QueuePosition
 from app.context import AppContext, Service
@@ -193,17 +194,14 @@ class CaseService(Service):
             raise NotFound("This case has no such attachment.")
         await self.audit.record(AuditAction.ATTACHMENT_READ, now, user, case_id=case.id, attachment_id=str(attachment.id))
 
-        async def sealed_chunks() -> AsyncIterator[bytes]:
+        chunks = AttachmentStore(self.context.sessionmaker).sealed_chunks(attachment)
+
+        async def length_prefixed() -> AsyncIterator[bytes]:
             # Runs while the response streams, after the request's session has committed.
-            # A short session per chunk: a slow reader must not keep a pooled connection.
-            for index in range(attachment.chunk_count):
-                async with self.context.own_transaction() as session:
-                    sealed = await CaseContentRepository(session).chunk(attachment.id, index)
-                if sealed is None:
-                    raise RuntimeError(f"attachment {attachment.id} lacks chunk {index}")
+            async for _, sealed in chunks:
                 yield len(sealed).to_bytes(4, "big") + sealed
 
-        return attachment, sealed_chunks()
+        return attachment, length_prefixed()
 
     # --- transitions -----------------------------------------------------------------
 

@@ -30,6 +30,42 @@ class AttachmentLimitReached(DomainError):
     status = 409
 
 
+class UploadTooSlow(DomainError):
+    slug = "upload-too-slow"
+    title = "Upload took too long"
+    status = 408
+
+    def __init__(self, detail: str):
+        # The rest of the body is not wanted: the connection closes after this answer.
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    """Per-file and per-report limits. Checked before a file is read, for a quick answer,
+    and again, exactly, against what the report holds when the file is published."""
+
+    max_bytes: int
+    max_per_case: int
+    max_total_bytes_per_case: int
+
+    def room(self, count: int, total_bytes: int) -> int:
+        """How many bytes one more file may have, next to `count` files of `total_bytes`."""
+        if count >= self.max_per_case:
+            raise AttachmentLimitReached(f"A report can have at most {self.max_per_case} attachments.")
+        room = min(self.max_bytes, self.max_total_bytes_per_case - total_bytes)
+        if room <= 0:
+            raise AttachmentLimitReached("This report's attachments have reached their total size limit.")
+        return room
+
+    @staticmethod
+    def check_size(size: int, room: int) -> None:
+        if size > room:
+            raise AttachmentTooLarge(
+                f"The file is larger than the {room} bytes this report may still take.", limit=room
+            )
+
+
 @dataclass(frozen=True)
 class FileType:
     media_type: str

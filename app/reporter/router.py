@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import Now
 from app.platform.multipart import multipart_events
 from app.platform.problems import problem_responses
-from app.reporter.deps import Reporter, ReporterForUpdate, ReporterServiceDep
+from app.reporter.deps import Reporter, ReporterForUpdate, ReporterServiceDep, ReporterStreaming
 from app.reporter.schemas import (
     AttachmentOut,
     MessageCreated,
@@ -66,7 +66,7 @@ async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: Re
     "/attachments",
     response_model=AttachmentOut,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(401, 409, 413, 415, 422),
+    responses=problem_responses(401, 404, 408, 409, 413, 415, 422),
     summary="Attach a file (multipart field `file`); sealed as it streams in",
     openapi_extra={
         "requestBody": {
@@ -84,7 +84,7 @@ async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: Re
     },
 )
 async def upload_attachment(
-    request: Request, reporter: ReporterForUpdate, service: ReporterServiceDep, now: Now
+    request: Request, reporter: ReporterStreaming, service: ReporterServiceDep, now: Now
 ) -> AttachmentOut:
     info = await service.add_attachment(reporter, multipart_events(request), now)
     return AttachmentOut.model_validate(info)

@@ -8,27 +8,25 @@ server holds nothing that would let it read the case.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import logging
 import math
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cases.attachment_store import AttachmentStore
 from app.cases.models import Case, CaseAttachment, CaseMessage
 from app.cases.repository import CaseContentRepository
 from app.context import AppContext, Service
 from app.domain import crypto
-from app.domain.attachments import (
-    SNIFF_BYTES,
-    AttachmentLimitReached,
-    AttachmentTooLarge,
-    check_file_type,
-    clean_filename,
-)
+from app.domain.attachments import SNIFF_BYTES, UploadTooSlow, check_file_type, clean_filename
 from app.domain.budgets import RECEIPT_FAILURES, window_start
 from app.domain.clock import organisation_date
 from app.domain.errors import DomainError, NotAuthenticated, NotFound, TooManyAttempts
@@ -36,6 +34,8 @@ from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_re
 from app.domain.triage import public_status
 from app.intake.repository import IntakeRepository
 from app.platform.multipart import MalformedMultipart, PartData, PartEnd, PartEvent, PartStart
+
+logger = logging.getLogger("cleanwindow.reporter")
 
 
 class InvalidReceipt(DomainError):
@@ -103,17 +103,28 @@ class ReporterService(Service):
         expires_at = now + timedelta(minutes=self.intake.reporter_session_minutes)
         return OpenedSession(self.codec.issue(case.id, secrets.master, expires_at), expires_at)
 
-    async def authenticate(self, token: str | None, now: datetime, *, lock: bool = False) -> ReporterContext:
-        session = self.codec.open(token, now)
-        secrets = ReceiptSecrets(session.master)
-        case = await self.repository.case_by_id(session.case_id, lock=lock)
+    async def authenticate(
+        self, token: str | None, now: datetime, *, lock: bool = False, session: AsyncSession | None = None
+    ) -> ReporterContext:
+        repository, content = (
+            (self.repository, self.content) if session is None else (IntakeRepository(session), CaseContentRepository(session))
+        )
+        opened = self.codec.open(token, now)
+        secrets = ReceiptSecrets(opened.master)
+        case = await repository.case_by_id(opened.case_id, lock=lock)
         if case is None or not hmac.compare_digest(case.receipt_tag, secrets.lookup_tag):
             raise NotAuthenticated("The session is invalid or has expired; enter the receipt again.")
-        sealed_key = await self.content.reporter_key(case.id)
+        sealed_key = await content.reporter_key(case.id)
         if sealed_key is None:
             raise NotAuthenticated("This report can no longer be opened with its receipt.")
         content_key = crypto.open_content_key(sealed_key.sealed_key, secrets.reporter_key(), case.id)
         return ReporterContext(case, content_key)
+
+    async def authenticate_briefly(self, token: str | None, now: datetime) -> ReporterContext:
+        """In a transaction of its own that ends at once: for requests that stream for
+        as long as the client likes, during which the request's session stays unused."""
+        async with self.context.own_transaction() as session:
+            return await self.authenticate(token, now, session=session)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -170,109 +181,147 @@ class ReporterService(Service):
     async def add_attachment(
         self, context: ReporterContext, events: AsyncIterator[PartEvent], now: datetime
     ) -> AttachmentInfo:
-        limits = self.intake.attachments
-        case = context.case  # locked: the per-report limits hold under parallel uploads
-        count, total = await self.content.attachment_usage(case.id)
-        if count >= limits.max_per_case:
-            raise AttachmentLimitReached(f"A report can have at most {limits.max_per_case} attachments.")
-        room = min(limits.max_bytes, limits.max_total_bytes_per_case - total)
-        if room <= 0:
-            raise AttachmentLimitReached("This report's attachments have reached their total size limit.")
+        """Seals the file as it streams in and stages it chunk by chunk, each write in a
+        short transaction of its own, then publishes it under the case's lock once the
+        per-report limits are checked again (app/cases/attachment_store.py). Nothing is
+        held between chunks; past the upload deadline the upload ends with 408. Whatever
+        refuses the upload, its staged chunks are removed."""
+        settings = self.intake.attachments
+        limits = settings.limits
+        store = AttachmentStore(self.context.sessionmaker)
+        case_id = context.case.id
+        today = organisation_date(now, self.settings.zone)
+        deadline = asyncio.get_running_loop().time() + settings.upload_timeout_seconds
+        room = limits.room(*await store.usage(case_id))  # a full report is refused before the body is read
 
         attachment = CaseAttachment(
             id=uuid.uuid4(),
-            case_id=case.id,
+            staging_case_id=case_id,
+            staged_on=today,
             author="reporter",
-            uploaded_on=organisation_date(now, self.settings.zone),
+            uploaded_on=today,
             stored_bytes=0,
-            chunk_bytes=limits.chunk_bytes,
+            chunk_bytes=settings.chunk_bytes,
             chunk_count=1,
             sealed_meta=b"",
         )
-        sealer = crypto.AttachmentSealer(context.content_key, case.id, attachment.id, limits.chunk_bytes)
-        started = finished = checked = False
+        sealer = crypto.AttachmentSealer(context.content_key, case_id, attachment.id, settings.chunk_bytes)
+        started = finished = staged = False
         pending = bytearray()  # the first bytes, held until the type has been checked
         media_type: str | None = None
         filename = "attachment"
-        chunk_index = stored_bytes = 0
+        chunk_count = stored_bytes = 0
 
-        async def store(data: bytes, sealed_chunks: list[bytes] | None = None) -> None:
-            nonlocal chunk_index, stored_bytes
-            if sealer.size + len(data) > room:
-                raise AttachmentTooLarge(
-                    f"The file is larger than the {room} bytes this report may still take.", limit=room
-                )
-            for sealed in sealer.feed(data) if sealed_chunks is None else sealed_chunks:
-                await self.content.add_chunk(attachment.id, chunk_index, sealed)
-                chunk_index += 1
-                stored_bytes += len(sealed)
+        async def write(sealed_chunks: list[bytes]) -> None:
+            nonlocal chunk_count, stored_bytes
+            await store.add_chunks(attachment.id, chunk_count, sealed_chunks)
+            chunk_count += len(sealed_chunks)
+            stored_bytes += sum(len(sealed) for sealed in sealed_chunks)
+
+        async def feed(data: bytes) -> None:
+            limits.check_size(sealer.size + len(data), room)
+            await write(sealer.feed(data))
 
         async def begin() -> None:
-            nonlocal media_type, checked
+            nonlocal media_type, staged
             media_type = check_file_type(media_type, bytes(pending)).media_type
-            checked = True
-            await self.content.add(attachment)
-            await store(bytes(pending))
+            staged = True  # from here on, whatever happens, the staging is discarded
+            await store.stage(attachment, today)
+            await feed(bytes(pending))
             pending.clear()
 
-        async for event in events:
-            if isinstance(event, PartStart):
-                if event.name != "file" or started:
-                    raise MalformedMultipart("Send exactly one part, named `file`.")
-                started = True
-                filename, media_type = clean_filename(event.filename), event.content_type
-            elif isinstance(event, PartData) and started and not finished:
-                if checked:
-                    await store(event.data)
-                else:
-                    pending.extend(event.data)
-                    if len(pending) >= SNIFF_BYTES:
-                        await begin()
-            elif isinstance(event, PartEnd) and started:
-                finished = True
-        if not started or not finished:
-            raise MalformedMultipart("The body has no complete part named `file`.")
-        if not checked:
-            await begin()  # a file shorter than the sniffing window
-        await store(b"", [sealer.finish()])
-        attachment.stored_bytes = stored_bytes
-        attachment.chunk_count = chunk_index
-        attachment.sealed_meta = crypto.seal(
-            context.content_key,
-            json.dumps(
-                {"filename": filename, "media_type": media_type, "size_bytes": sealer.size}, ensure_ascii=False
-            ).encode(),
-            purpose=crypto.PURPOSE_ATTACHMENT_META,
-            case_id=case.id,
-            item_id=attachment.id,
-        )
-        await self.session.flush()
-        return AttachmentInfo(attachment.id, filename, media_type, sealer.size, attachment.uploaded_on, "reporter")
+        try:
+            async for event in until_deadline(deadline, events):
+                if isinstance(event, PartStart):
+                    if event.name != "file" or started:
+                        raise MalformedMultipart("Send exactly one part, named `file`.")
+                    started = True
+                    filename, media_type = clean_filename(event.filename), event.content_type
+                elif isinstance(event, PartData) and started and not finished:
+                    if staged:
+                        await feed(event.data)
+                    else:
+                        pending.extend(event.data)
+                        if len(pending) >= SNIFF_BYTES:
+                            await begin()
+                elif isinstance(event, PartEnd) and started:
+                    finished = True
+            if not started or not finished:
+                raise MalformedMultipart("The body has no complete part named `file`.")
+            if not staged:
+                await begin()  # a file shorter than the sniffing window
+            await write([sealer.finish()])
+            sealed_meta = crypto.seal(
+                context.content_key,
+                json.dumps(
+                    {"filename": filename, "media_type": media_type, "size_bytes": sealer.size}, ensure_ascii=False
+                ).encode(),
+                purpose=crypto.PURPOSE_ATTACHMENT_META,
+                case_id=case_id,
+                item_id=attachment.id,
+            )
+            await store.publish(
+                attachment.id,
+                case_id,
+                size=sealer.size,
+                limits=limits,
+                uploaded_on=today,
+                stored_bytes=stored_bytes,
+                chunk_count=chunk_count,
+                sealed_meta=sealed_meta,
+            )
+        except BaseException:
+            if staged:
+                await discard_staging(store, attachment.id)
+            raise
+        return AttachmentInfo(attachment.id, filename, media_type, sealer.size, today, "reporter")
 
     async def attachment(self, context: ReporterContext, attachment_id: uuid.UUID) -> tuple[AttachmentInfo, AsyncIterator[bytes]]:
         attachment = await self.content.attachment(context.case.id, attachment_id)
         if attachment is None:
             raise NotFound("This report has no such attachment.")
         info = attachment_info(context.content_key, attachment)
+        chunks = AttachmentStore(self.context.sessionmaker).sealed_chunks(attachment)
 
         async def plaintext() -> AsyncIterator[bytes]:
             # Runs while the response streams, after the request's session has closed.
-            async with self.context.own_transaction() as session:
-                content = CaseContentRepository(session)
-                for index in range(attachment.chunk_count):
-                    sealed = await content.chunk(attachment.id, index)
-                    if sealed is None:
-                        raise crypto.DecryptionFailed("An attachment chunk is missing.")
-                    yield crypto.open_attachment_chunk(
-                        context.content_key,
-                        sealed,
-                        case_id=attachment.case_id,
-                        attachment_id=attachment.id,
-                        index=index,
-                        final=index == attachment.chunk_count - 1,
-                    )
+            async for index, sealed in chunks:
+                yield crypto.open_attachment_chunk(
+                    context.content_key,
+                    sealed,
+                    case_id=context.case.id,
+                    attachment_id=attachment.id,
+                    index=index,
+                    final=index == attachment.chunk_count - 1,
+                )
 
         return info, plaintext()
+
+
+async def until_deadline(deadline: float, events: AsyncIterator[PartEvent]) -> AsyncIterator[PartEvent]:
+    """The events, or UploadTooSlow once the event loop's clock passes `deadline` while
+    waiting for the next one: a trickling client is cut off, not waited for."""
+    iterator = aiter(events)
+    while True:
+        timer = asyncio.timeout_at(deadline)
+        try:
+            async with timer:
+                event = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            raise UploadTooSlow("The upload took longer than this service waits for one; send it again.") from None
+        yield event
+
+
+async def discard_staging(store: AttachmentStore, attachment_id: uuid.UUID) -> None:
+    try:
+        # Shielded: a request cancelled by a disconnect still clears what it staged.
+        await asyncio.shield(store.discard(attachment_id))
+    except (SQLAlchemyError, OSError) as error:  # the database is unreachable: a later upload removes it
+        logger.warning("a refused upload's staging was left behind", extra={"error_type": type(error).__name__})
 
 
 def open_message(content_key: bytes, message: CaseMessage) -> dict:

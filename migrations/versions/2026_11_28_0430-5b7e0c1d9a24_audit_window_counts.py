@@ -2,7 +2,7 @@
 written to the chain as one entry per hour, instead of one entry each.
 
 Revision ID: 5b7e0c1d9a24
-Revises: e2e9a0db4543
+Revises: 5b1f0c7d2a93
 Create Date: 2026-11-28 04:30:00.000000+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '5b7e0c1d9a24'
-down_revision: str | None = 'e2e9a0db4543'
+down_revision: str | None = '5b1f0c7d2a93'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
