@@ -351,7 +351,7 @@ async def test_overdue_and_the_day_of_an_act_turn_at_the_organisation_s_midnight
     acknowledged = await transition(client, triage, case.id, "acknowledge", 1)
     assert acknowledged.status_code == 200, acknowledged.text
     assert (acknowledged.json()["acknowledged_on"], acknowledged.json()["feedback_due_on"]) == ("2026-11-28", "2027-02-28")
-    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"x" * 60)}
+    message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"x" * 60), "seal_format": 2}
     sent = await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)
     assert sent.status_code == 201, sent.text
     assert sent.json()["sent_on"] == "2026-11-28"
