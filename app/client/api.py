@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from app.client.errors import ClientError
 from app.client.models import (
     CaseDetail,
     CasePage,
@@ -24,7 +25,9 @@ from app.client.models import (
     StaffPublicKey,
     TransitionResult,
 )
-from app.domain.crypto import PublicKey, b64url_encode
+
+if TYPE_CHECKING:
+    from app.domain.crypto import PublicKey
 
 URL_VARIABLE = "CLEANWINDOW_URL"
 TOKEN_VARIABLE = "CLEANWINDOW_TOKEN"
@@ -38,15 +41,6 @@ API = "/api/v1"
 LOGIN_HINT = f"export {TOKEN_VARIABLE}=$(cleanwindow login USERNAME)"
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-class ClientError(Exception):
-    """Something the person running the command must be told, in one line."""
-
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
 
 
 class ApiClient:
@@ -126,6 +120,8 @@ class ApiClient:
     def send_message(
         self, case_id: uuid.UUID, message_id: uuid.UUID, sealed_body: bytes
     ) -> MessageSent:
+        from app.domain.crypto import b64url_encode  # the caller sealed it: already loaded
+
         body = {"id": str(message_id), "sealed_body": b64url_encode(sealed_body)}
         return self._parse(
             MessageSent, self._request("POST", f"/cases/{case_id}/messages", json=body)
@@ -134,6 +130,8 @@ class ApiClient:
     def grant(
         self, case_id: uuid.UUID, grantee: str, fingerprint: str, sealed_key: bytes
     ) -> GrantMade:
+        from app.domain.crypto import b64url_encode  # the caller sealed it: already loaded
+
         body = {
             "grantee": grantee,
             "fingerprint": fingerprint,

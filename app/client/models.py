@@ -12,10 +12,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from app.domain.crypto import b64url_decode
+
+def decode_sealed(text: str) -> bytes:
+    # Imported when something sealed arrives: listing cases or accounts needs no crypto.
+    from app.domain.crypto import b64url_decode
+
+    return b64url_decode(text)
+
 
 # Bytes travel in JSON as base64url without padding, the crypto module's own encoding.
-Sealed = Annotated[bytes, BeforeValidator(b64url_decode)]
+Sealed = Annotated[bytes, BeforeValidator(decode_sealed)]
 
 
 class Answer(BaseModel):

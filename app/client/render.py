@@ -11,9 +11,10 @@ import json
 import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.client.models import CaseSummary, HistoryEntry
+if TYPE_CHECKING:
+    from app.client.models import CaseSummary, HistoryEntry
 
 NONE = "-"
 INDENT = "  "
