@@ -50,14 +50,25 @@ def loaded(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
     return sorted({name for name in modules for prefix in prefixes if name == prefix or name.startswith(prefix + ".")})
 
 
-@pytest.mark.parametrize("args", [["--help"], ["cases", "--help"], ["users", "--help"], ["cases", "list", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["cases", "--help"], ["cases", "list", "--help"], ["users", "--help"], ["audit", "list", "--help"]]
+)
 def test_help_imports_neither_the_server_nor_the_http_client(args: list[str]) -> None:
     modules = imported_by(*args)
     assert "app.cli" in modules
     assert loaded(modules, SERVER_SIDE + CLIENT_SIDE) == []
 
 
-@pytest.mark.parametrize("args", [["cases", "list"], ["cases", "history", "00000000-0000-4000-8000-000000000000"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cases", "list"],
+        ["cases", "history", "00000000-0000-4000-8000-000000000000"],
+        ["users", "list"],
+        ["stats"],
+        ["audit", "verify"],
+    ],
+)
 def test_a_client_command_imports_nothing_of_the_server(args: list[str]) -> None:
     env = {"CLEANWINDOW_URL": f"http://127.0.0.1:{free_port()}", "CLEANWINDOW_TOKEN": "t"}
     modules = imported_by(*args, env=env)

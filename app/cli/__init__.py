@@ -18,9 +18,12 @@ import typer
 
 from app.cli import server
 from app.cli.server import write_private_key
-from app.client import commands
+from app.client import admin, commands
 
 __all__ = ["cli", "main", "write_private_key"]
+
+ON_THIS_MACHINE = "On this machine (the database of DATABASE_URL, or the embedded one)"
+ON_THE_SERVER = "Through the running server (CLEANWINDOW_URL, CLEANWINDOW_TOKEN)"
 
 cli = typer.Typer(
     name="cleanwindow",
@@ -30,7 +33,11 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
-users_cli = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+users_cli = typer.Typer(
+    help="Staff accounts: create and unlock work on the database here; "
+    "list and deactivate go through the running server.",
+    no_args_is_help=True,
+)
 keys_cli = typer.Typer(
     help="Key pairs for reading reports, made and kept on this machine.", no_args_is_help=True
 )
@@ -38,14 +45,19 @@ keys_cli = typer.Typer(
 cli.command()(server.serve)
 # The investigators' side: talks to a running server.
 cli.command("login")(commands.login)
+# The administrators' and auditors' side: talks to a running server.
+cli.command("stats")(admin.stats)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(commands.cases_cli, name="cases")
+cli.add_typer(admin.audit_cli, name="audit")
 
 db_cli.command("upgrade")(server.db_upgrade)
-users_cli.command("create")(server.users_create)
-users_cli.command("unlock")(server.users_unlock)
+users_cli.command("create", rich_help_panel=ON_THIS_MACHINE)(server.users_create)
+users_cli.command("unlock", rich_help_panel=ON_THIS_MACHINE)(server.users_unlock)
+users_cli.command("list", rich_help_panel=ON_THE_SERVER)(admin.users_list)
+users_cli.command("deactivate", rich_help_panel=ON_THE_SERVER)(admin.users_deactivate)
 keys_cli.command("generate")(server.keys_generate)
 keys_cli.command("register")(commands.keys_register)
 

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from app.client.errors import ClientError
 from app.client.models import (
+    AuditPage,
+    AuditVerification,
     CaseDetail,
     CasePage,
     GrantMade,
@@ -22,7 +24,10 @@ from app.client.models import (
     IssuedToken,
     MessageSent,
     RegisteredKey,
+    StaffAccount,
+    StaffAccounts,
     StaffPublicKey,
+    Stats,
     TransitionResult,
 )
 
@@ -138,6 +143,24 @@ class ApiClient:
             "sealed_key": b64url_encode(sealed_key),
         }
         return self._parse(GrantMade, self._request("POST", f"/cases/{case_id}/grants", json=body))
+
+    def users(self) -> list[StaffAccount]:
+        return self._parse(StaffAccounts, self._request("GET", "/users")).root
+
+    def deactivate(self, user_id: uuid.UUID) -> StaffAccount:
+        return self._parse(StaffAccount, self._request("POST", f"/users/{user_id}/deactivate"))
+
+    def audit(
+        self, filters: Mapping[str, str], *, limit: int, cursor: str | None = None
+    ) -> AuditPage:
+        params = {**filters, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        return self._parse(AuditPage, self._request("GET", "/audit", params=params))
+
+    def verify_audit(self) -> AuditVerification:
+        return self._parse(AuditVerification, self._request("GET", "/audit/verify"))
+
+    def stats(self) -> Stats:
+        return self._parse(Stats, self._request("GET", "/stats"))
 
     @contextmanager
     def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> Iterator[Iterator[bytes]]:

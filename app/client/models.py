@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, RootModel
 
 
 def decode_sealed(text: str) -> bytes:
@@ -128,3 +128,56 @@ class RegisteredKey(Answer):
 class IssuedToken(Answer):
     access_token: str
     expires_at: datetime | None = None
+
+
+class StaffAccount(Answer):
+    id: uuid.UUID
+    username: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    public_key_fingerprint: str | None = None
+
+
+class StaffAccounts(RootModel[list[StaffAccount]]):
+    """`GET /users` answers a bare list."""
+
+
+class AuditEntry(Answer):
+    seq: int
+    occurred_at: datetime
+    actor: str | None = None
+    actor_role: str | None = None
+    action: str
+    case_id: uuid.UUID | None = None
+    details: dict[str, Any] = {}
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(Answer):
+    items: list[AuditEntry]
+    next_cursor: str | None = None
+
+
+class AuditVerification(Answer):
+    ok: bool
+    entries: int
+    first_bad: int | None = None
+    head_hash: str
+
+
+class DeadlineCompliance(Answer):
+    met: int
+    late: int
+    missed: int
+    pending: int
+
+
+class Stats(Answer):
+    total: int
+    by_state: dict[str, int]
+    by_category: dict[str, int]
+    acknowledgement: DeadlineCompliance
+    feedback: DeadlineCompliance
+    as_of: date
