@@ -16,9 +16,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 # Where `sessionmaker()` may be called: the request's transaction (app/api/deps.py), a
-# command's transaction (app/cli.py), and the helper that every deliberate short
+# command's transaction (app/cli/database.py), and the helper that every deliberate short
 # transaction goes through (app/db/session.py).
-SESSIONMAKER_CALLERS = {Path("app/api/deps.py"), Path("app/cli.py"), Path("app/db/session.py")}
+SESSIONMAKER_CALLERS = {Path("app/api/deps.py"), Path("app/cli/database.py"), Path("app/db/session.py")}
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:

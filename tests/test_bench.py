@@ -119,3 +119,33 @@ def test_the_case_benchmark_refuses_bad_arguments_before_starting_anything(
     )
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def test_the_cli_benchmark_times_every_command_against_a_bare_python(project_root: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "cli_bench.py"), "--repeats", "1"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=project_root,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "command" not in line]
+    assert len(rows) == 6, result.stdout
+    assert rows[0].startswith("| `python -c pass` (baseline)") and rows[1].startswith("| `cleanwindow --help`")
+    # Every command did what it should (help printed, the server reported down, a key made).
+    assert all(row.rstrip(" |").endswith("| 0") for row in rows), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--scenarios", "help,nonsense"], "unknown scenario"),
+        (["--repeats", "0"], "--repeats"),
+        (["--command", "/nonexistent/cleanwindow"], "not an executable"),
+    ],
+)
+def test_the_cli_benchmark_refuses_bad_arguments(project_root: Path, arguments: list[str], complaint: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "cli_bench.py"), *arguments],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    assert complaint in result.stderr

@@ -7,13 +7,16 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from app.client.errors import ClientError
 from app.client.models import (
+    AuditPage,
+    AuditVerification,
     CaseDetail,
     CasePage,
     GrantMade,
@@ -21,10 +24,15 @@ from app.client.models import (
     IssuedToken,
     MessageSent,
     RegisteredKey,
+    StaffAccount,
+    StaffAccounts,
     StaffPublicKey,
+    Stats,
     TransitionResult,
 )
-from app.domain.crypto import MESSAGE_SEAL_FORMAT, PublicKey, b64url_encode
+
+if TYPE_CHECKING:
+    from app.domain.crypto import PublicKey
 
 URL_VARIABLE = "CLEANWINDOW_URL"
 TOKEN_VARIABLE = "CLEANWINDOW_TOKEN"
@@ -38,15 +46,6 @@ API = "/api/v1"
 LOGIN_HINT = f"export {TOKEN_VARIABLE}=$(cleanwindow login USERNAME)"
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-class ClientError(Exception):
-    """Something the person running the command must be told, in one line."""
-
-    def __init__(self, message: str, exit_code: int = 1):
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
 
 
 class ApiClient:
@@ -126,6 +125,8 @@ class ApiClient:
     def send_message(
         self, case_id: uuid.UUID, message_id: uuid.UUID, sealed_body: bytes
     ) -> MessageSent:
+        from app.domain.crypto import MESSAGE_SEAL_FORMAT, b64url_encode  # the caller sealed it: already loaded
+
         body = {
             "id": str(message_id),
             "sealed_body": b64url_encode(sealed_body),
@@ -138,12 +139,32 @@ class ApiClient:
     def grant(
         self, case_id: uuid.UUID, grantee: str, fingerprint: str, sealed_key: bytes
     ) -> GrantMade:
+        from app.domain.crypto import b64url_encode  # the caller sealed it: already loaded
+
         body = {
             "grantee": grantee,
             "fingerprint": fingerprint,
             "sealed_key": b64url_encode(sealed_key),
         }
         return self._parse(GrantMade, self._request("POST", f"/cases/{case_id}/grants", json=body))
+
+    def users(self) -> list[StaffAccount]:
+        return self._parse(StaffAccounts, self._request("GET", "/users")).root
+
+    def deactivate(self, user_id: uuid.UUID) -> StaffAccount:
+        return self._parse(StaffAccount, self._request("POST", f"/users/{user_id}/deactivate"))
+
+    def audit(
+        self, filters: Mapping[str, str], *, limit: int, cursor: str | None = None
+    ) -> AuditPage:
+        params = {**filters, "limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        return self._parse(AuditPage, self._request("GET", "/audit", params=params))
+
+    def verify_audit(self) -> AuditVerification:
+        return self._parse(AuditVerification, self._request("GET", "/audit/verify"))
+
+    def stats(self) -> Stats:
+        return self._parse(Stats, self._request("GET", "/stats"))
 
     @contextmanager
     def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> Iterator[Iterator[bytes]]:

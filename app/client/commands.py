@@ -14,22 +14,19 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from app.client import render
-from app.client.api import ApiClient, ClientError
-from app.client.models import SealedMessage
-from app.client.sealing import (
-    OpenedCase,
-    new_private_file,
-    open_case,
-    read_private_key,
-    sealed_frames,
-)
+from app.client.errors import ClientError, fail
 from app.domain.intake import Channel
 from app.domain.triage import Action, CaseState, Resolution
+
+if TYPE_CHECKING:
+    from app.client.api import ApiClient
+    from app.client.models import SealedMessage
+    from app.client.sealing import OpenedCase
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -51,11 +48,17 @@ def fails_in_one_line(command: Command) -> Command:
         try:
             return command(*args, **kwargs)
         except ClientError as error:
-            from app.cli import fail  # imported here: app.cli imports this module
-
             raise fail(error.message, error.exit_code) from None
 
     return run  # type: ignore[return-value]
+
+
+def connect(*, with_token: bool = True) -> ApiClient:
+    """The server of CLEANWINDOW_URL. httpx and pydantic are imported here, when a command
+    talks to the server, so that `--help` does not wait for them."""
+    from app.client.api import ApiClient
+
+    return ApiClient.from_environment(with_token=with_token)
 
 
 def read_stdin_text(what: str) -> str:
@@ -69,6 +72,8 @@ def read_stdin_text(what: str) -> str:
 
 def opened(api: ApiClient, case_id: uuid.UUID, key_path: Path) -> OpenedCase:
     """Read the key file first: a bad file is reported before anything is fetched."""
+    from app.client.sealing import open_case, read_private_key
+
     private_key = read_private_key(key_path)
     return open_case(api.case(case_id), private_key, key_path)
 
@@ -119,7 +124,7 @@ def login(username: str = typer.Argument(..., help="Your staff username.")) -> N
         password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     if not password:
         raise ClientError("no password on standard input", 2)
-    with ApiClient.from_environment(with_token=False) as api:
+    with connect(with_token=False) as api:
         issued = api.login(username, password)
     typer.echo(issued.access_token)
     if issued.expires_at is not None:
@@ -132,8 +137,10 @@ def login(username: str = typer.Argument(..., help="Your staff username.")) -> N
 @fails_in_one_line
 def keys_register(key: Path = KEY_OPTION) -> None:
     """Register the public half of your key pair, so new reports are sealed to you too."""
+    from app.client.sealing import read_private_key
+
     private_key = read_private_key(key)
-    with ApiClient.from_environment() as api:
+    with connect() as api:
         registered = api.register_public_key(private_key.public_key)
     typer.echo(f"registered your public key, fingerprint {registered.fingerprint}")
 
@@ -179,7 +186,7 @@ def cases_list(
         if value is not None
     }
     cases = []
-    with ApiClient.from_environment() as api:
+    with connect() as api:
         while True:
             page = api.cases(filters, limit=limit, cursor=cursor)
             cases += page.items
@@ -205,7 +212,7 @@ def cases_show(
 ) -> None:
     """Fetch the sealed case and decrypt it here: the report, the contact details, the
     messages and the attachments' names."""
-    with ApiClient.from_environment() as api:
+    with connect() as api:
         document = case_document(opened(api, case_id, key))
     typer.echo(render.as_json(document) if as_json else render.case_text(document))
     for message in document["messages"]:
@@ -222,7 +229,7 @@ def cases_show(
 def cases_reply(case_id: uuid.UUID = CASE_ARGUMENT, key: Path = KEY_OPTION) -> None:
     """Send the reporter a message, read from standard input and sealed here."""
     body = read_stdin_text("message")
-    with ApiClient.from_environment() as api:
+    with connect() as api:
         case = opened(api, case_id, key)
         # The id is chosen here because it is bound into the ciphertext's associated data.
         message_id = uuid.uuid4()
@@ -253,7 +260,7 @@ def cases_transition(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Move the case through the triage state machine."""
-    with ApiClient.from_environment() as api:
+    with connect() as api:
         if expected_version is None:
             expected_version = api.case(case_id).version
         request = {"action": action.value, "expected_version": expected_version}
@@ -279,7 +286,7 @@ def cases_transition(
 @fails_in_one_line
 def cases_history(case_id: uuid.UUID = CASE_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
     """Every transition of the case: who, when, from, to, why."""
-    with ApiClient.from_environment() as api:
+    with connect() as api:
         history = api.history(case_id)
     if as_json:
         typer.echo(render.as_json(history.model_dump(mode="json")))
@@ -297,7 +304,7 @@ def cases_grant(
     key: Path = KEY_OPTION,
 ) -> None:
     """Give a colleague the case's content key, sealed here to their public key."""
-    with ApiClient.from_environment() as api:
+    with connect() as api:
         case = opened(api, case_id, key)
         public_key, sealed_key = case.content_key_sealed_to(api.public_key_of(to))
         grant = api.grant(case.id, to, public_key.fingerprint, sealed_key)
@@ -320,7 +327,9 @@ def cases_download(
     ),
 ) -> None:
     """Download an attachment and decrypt it here, chunk by chunk."""
-    with ApiClient.from_environment() as api:
+    from app.client.sealing import new_private_file, sealed_frames
+
+    with connect() as api:
         case = opened(api, case_id, key)
         attachment = next(
             (item for item in case.sealed.attachments if item.id == attachment_id), None

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, RootModel
 
-from app.domain.crypto import b64url_decode
+
+def decode_sealed(text: str) -> bytes:
+    # Imported when something sealed arrives: listing cases or accounts needs no crypto.
+    from app.domain.crypto import b64url_decode
+
+    return b64url_decode(text)
+
 
 # Bytes travel in JSON as base64url without padding, the crypto module's own encoding.
-Sealed = Annotated[bytes, BeforeValidator(b64url_decode)]
+Sealed = Annotated[bytes, BeforeValidator(decode_sealed)]
 
 
 class Answer(BaseModel):
@@ -122,3 +128,56 @@ class RegisteredKey(Answer):
 class IssuedToken(Answer):
     access_token: str
     expires_at: datetime | None = None
+
+
+class StaffAccount(Answer):
+    id: uuid.UUID
+    username: str
+    role: str
+    is_active: bool
+    created_at: datetime
+    public_key_fingerprint: str | None = None
+
+
+class StaffAccounts(RootModel[list[StaffAccount]]):
+    """`GET /users` answers a bare list."""
+
+
+class AuditEntry(Answer):
+    seq: int
+    occurred_at: datetime
+    actor: str | None = None
+    actor_role: str | None = None
+    action: str
+    case_id: uuid.UUID | None = None
+    details: dict[str, Any] = {}
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(Answer):
+    items: list[AuditEntry]
+    next_cursor: str | None = None
+
+
+class AuditVerification(Answer):
+    ok: bool
+    entries: int
+    first_bad: int | None = None
+    head_hash: str
+
+
+class DeadlineCompliance(Answer):
+    met: int
+    late: int
+    missed: int
+    pending: int
+
+
+class Stats(Answer):
+    total: int
+    by_state: dict[str, int]
+    by_category: dict[str, int]
+    acknowledgement: DeadlineCompliance
+    feedback: DeadlineCompliance
+    as_of: date

@@ -11,9 +11,10 @@ import json
 import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.client.models import CaseSummary, HistoryEntry
+if TYPE_CHECKING:
+    from app.client.models import AuditEntry, CaseSummary, HistoryEntry, StaffAccount, Stats
 
 NONE = "-"
 INDENT = "  "
@@ -127,6 +128,74 @@ def note(entry: HistoryEntry) -> str:
         if value
     ]
     return "; ".join(parts) or NONE
+
+
+def users_table(users: Sequence[StaffAccount]) -> str:
+    if not users:
+        return "no accounts"
+    return table(
+        ["USERNAME", "ROLE", "ACTIVE", "KEY", "CREATED (UTC)", "ID"],
+        [
+            [
+                user.username,
+                user.role,
+                "yes" if user.is_active else "no",
+                user.public_key_fingerprint,
+                timestamp(user.created_at),
+                user.id,
+            ]
+            for user in users
+        ],
+    )
+
+
+def audit_table(entries: Sequence[AuditEntry]) -> str:
+    if not entries:
+        return "no audit entries"
+    return table(
+        ["SEQ", "WHEN (UTC)", "WHO", "ACTION", "CASE", "DETAILS"],
+        [
+            [
+                entry.seq,
+                timestamp(entry.occurred_at),
+                f"{entry.actor or NONE} ({entry.actor_role})" if entry.actor_role else entry.actor,
+                entry.action,
+                entry.case_id,
+                "; ".join(
+                    f"{name}: {value if isinstance(value, str) else json.dumps(value)}"
+                    for name, value in entry.details.items()
+                )
+                or NONE,
+            ]
+            for entry in entries
+        ],
+    )
+
+
+def stats_text(stats: Stats) -> str:
+    """Counts first, then how the deadlines were kept: the `cleanwindow stats` page."""
+    lines = [f"real cases as of {stats.as_of} (drills are never counted): {stats.total}", ""]
+    lines.append(table(["STATE", "CASES"], list(stats.by_state.items())))
+    lines.append("")
+    lines.append(
+        table(["CATEGORY", "CASES"], list(stats.by_category.items()))
+        if stats.by_category
+        else "no categories yet"
+    )
+    lines.append("")
+    lines.append(
+        table(
+            ["DEADLINE", "MET", "LATE", "MISSED", "PENDING"],
+            [
+                [name, kept.met, kept.late, kept.missed, kept.pending]
+                for name, kept in (
+                    ("acknowledgement", stats.acknowledgement),
+                    ("feedback", stats.feedback),
+                )
+            ],
+        )
+    )
+    return "\n".join(lines)
 
 
 def timestamp(moment: datetime | str | None) -> str:

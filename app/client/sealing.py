@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from app.client.api import ClientError
+from app.client.errors import ClientError
 from app.client.models import CaseDetail, SealedAttachment, SealedMessage, StaffPublicKey
 from app.domain import crypto
 

@@ -5,7 +5,7 @@ when they need database-generated values and never commit; only the request's se
 (`get_session` in `app/api/deps.py`, behind `SessionDep`) commits, after the endpoint
 returned and before the response is sent, and rolls back on any exception. So a client
 is never told "done" about something that was not committed. A command-line command
-runs in one transaction of its own the same way (`app/cli.py`).
+runs in one transaction of its own the same way (`app/cli/`).
 
 **The named exceptions.** A few places deliberately work in a short transaction of their
 own, apart from the request's, and they all open it with `own_transaction` (or

@@ -1,95 +1,32 @@
-"""The `cleanwindow` command: run the service, migrate, manage staff accounts."""
+"""The operator's commands, which work on this machine: serve, migrate, manage staff
+accounts in the database directly, make key pairs.
+
+Each command imports what it needs when it runs (app.cli.database, FastAPI, the crypto
+module): `cleanwindow --help` and the client commands, which share the command tree, must
+not pay for them (bench/cli_bench.py measures it).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import logging
 import os
 import signal
-import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING
 
 import typer
-from alembic.util.exc import CommandError as AlembicCommandError
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
-from app.client.commands import cases_cli, keys_register, login
-from app.domain.crypto import PrivateKey, PublicKey
-from app.domain.errors import DomainError
+from app.client.errors import fail
 from app.domain.staff import Role
-from app.settings import Settings
 
-T = TypeVar("T")
-
-cli = typer.Typer(
-    name="cleanwindow",
-    help="Clean Window: anonymous corruption reporting, triage and mock drills.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-db_cli = typer.Typer(help="Database schema.", no_args_is_help=True)
-users_cli = typer.Typer(help="Staff accounts.", no_args_is_help=True)
-keys_cli = typer.Typer(help="Key pairs for reading reports, made and kept on this machine.", no_args_is_help=True)
-cli.add_typer(db_cli, name="db")
-cli.add_typer(users_cli, name="users")
-cli.add_typer(keys_cli, name="keys")
+if TYPE_CHECKING:
+    from app.domain.crypto import PrivateKey, PublicKey
+    from app.settings import Settings
 
 DEVELOPMENT_RECOVERY_KEY_FILE = "development-recovery.key"
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"cleanwindow: {message}", err=True)
-    return typer.Exit(code)
-
-
-@contextmanager
-def one_line_errors() -> Iterator[None]:
-    """Whatever goes wrong reaches the operator as one line, never as a traceback."""
-    try:
-        yield
-    except DomainError as error:
-        raise fail(error.detail) from None
-    except (OSError, SQLAlchemyError) as error:
-        reason = getattr(error, "orig", None) or error
-        raise fail(f"cannot use the database: {type(reason).__name__}: {reason}".splitlines()[0]) from None
-    except subprocess.CalledProcessError as error:
-        raise fail(f"the embedded PostgreSQL failed to start ({error.returncode}); see its log") from None
-    except AlembicCommandError as error:
-        raise fail(f"cannot migrate the database: {error}".splitlines()[0]) from None
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as error:
-        reasons = "\n".join(
-            f"  - {'.'.join(map(str, item['loc'])) or 'settings'}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise fail(f"the configuration is not usable:\n{reasons}", code=2) from None
-
-
-@contextmanager
-def database_url(settings: Settings) -> Iterator[str]:
-    """`DATABASE_URL` when set; otherwise the embedded PostgreSQL, for as long as needed."""
-    if settings.database_url is not None:
-        yield settings.database_url.get_secret_value()
-        return
-    from app.db.embedded import EmbeddedPostgresError, embedded_postgres
-
-    try:
-        with embedded_postgres(settings.data_dir) as url:
-            yield url
-    except EmbeddedPostgresError as error:
-        raise fail(str(error)) from None
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -98,14 +35,16 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-@cli.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
     """Apply migrations and serve the API and the web pages."""
+    import asyncio
+
     import uvicorn
 
+    from app.cli.database import database_url, load_settings, one_line_errors
     from app.db.migrations import upgrade_database
     from app.main import create_app
     from app.platform.logging import configure_logging
@@ -145,6 +84,8 @@ def write_private_key(path: Path, key: PrivateKey) -> None:
 def development_recovery_key(settings: Settings) -> PublicKey:
     """Development only: a recovery key pair kept in the data folder, so that a first run
     accepts reports that can still be read. Production requires RECOVERY_PUBLIC_KEY."""
+    from app.domain.crypto import PrivateKey
+
     path = settings.data_dir / DEVELOPMENT_RECOVERY_KEY_FILE
     if path.exists():
         key = PrivateKey.from_file_text(path.read_text())
@@ -161,12 +102,13 @@ def development_recovery_key(settings: Settings) -> PublicKey:
     return key.public_key
 
 
-@keys_cli.command("generate")
 def keys_generate(
     out: Path = typer.Option(..., "--out", help="Where to write the private key (mode 0600; never overwritten)."),
 ) -> None:
     """Make a key pair on this machine: the private key goes to FILE, the public key to
     standard output (register it, or use it as RECOVERY_PUBLIC_KEY)."""
+    from app.domain.crypto import PrivateKey
+
     key = PrivateKey.generate()
     try:
         write_private_key(out, key)
@@ -178,9 +120,11 @@ def keys_generate(
     typer.echo(f"private key written to {out}; fingerprint {key.public_key.fingerprint}", err=True)
 
 
-@db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database named by DATABASE_URL (or the embedded one) to the head."""
+    import asyncio
+
+    from app.cli.database import database_url, load_settings, one_line_errors
     from app.db.migrations import database_revision, upgrade_database
 
     settings = load_settings()
@@ -202,40 +146,13 @@ def read_new_password() -> str:
     return password
 
 
-def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
-    """Run `action(service)` in one committed transaction on the configured database."""
-    from app.context import AppContext
-    from app.db.migrations import database_revision, head_revision, upgrade_database
-    from app.db.session import build_engine, build_sessionmaker
-    from app.staff.service import StaffService
-
-    async def run(url: str) -> T:
-        if settings.database_url is None:
-            await upgrade_database(url)  # the embedded database is ours to migrate
-        elif (found := await database_revision(url)) != head_revision():
-            raise fail(
-                f"the database schema is at {found or 'no revision'}, not at this version's "
-                f"{head_revision()}; if it is older, run `cleanwindow db upgrade` first"
-            )
-        engine = build_engine(settings.with_database_url(url))
-        try:
-            sessionmaker = build_sessionmaker(engine)
-            async with sessionmaker() as session, session.begin():
-                service = StaffService(session, AppContext.build(settings, sessionmaker))
-                return await action(service)
-        finally:
-            await engine.dispose()
-
-    with one_line_errors(), database_url(settings) as url:
-        return asyncio.run(run(url))
-
-
-@users_cli.command("create")
 def users_create(
     username: str = typer.Argument(..., help="Login name: 3-64 of a-z 0-9 . _ -"),
     role: Role = typer.Option(..., "--role", help="The account's role."),
 ) -> None:
     """Create a staff account; the password is read from standard input."""
+    from app.cli.database import load_settings, with_staff_service
+
     password = read_new_password()
     settings = load_settings()
     user = with_staff_service(
@@ -244,23 +161,10 @@ def users_create(
     typer.echo(f"created {role.value} account {user.username!r}")
 
 
-@users_cli.command("unlock")
 def users_unlock(username: str = typer.Argument(..., help="The locked account.")) -> None:
     """Lift a login lock at once and forget the failed attempts."""
+    from app.cli.database import load_settings, with_staff_service
+
     settings = load_settings()
     user = with_staff_service(settings, lambda service: service.unlock(username, actor=None, now=datetime.now(UTC)))
     typer.echo(f"unlocked {user.username!r}")
-
-
-# The investigators' side: talks to a running server (app/client).
-cli.command("login")(login)
-keys_cli.command("register")(keys_register)
-cli.add_typer(cases_cli, name="cases")
-
-
-def main() -> None:
-    cli()
-
-
-if __name__ == "__main__":
-    main()

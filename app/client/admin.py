@@ -1,0 +1,132 @@
+"""What administrators and auditors do with a running server: `users list`,
+`users deactivate`, `audit verify`, `audit list` and `stats`.
+
+Like the `cases` commands they use CLEANWINDOW_URL and CLEANWINDOW_TOKEN, never the
+database, and every failure (a role the server refuses, a server that is down) is one
+line on standard error. `users create` and `users unlock` are the operator's commands on
+the database itself (app.cli.server).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import typer
+
+from app.client import render
+from app.client.commands import JSON_OPTION, connect, fails_in_one_line
+from app.client.errors import ClientError
+from app.domain.errors import InvalidInput
+from app.domain.staff import normalize_username
+
+audit_cli = typer.Typer(
+    help="The hash-chained audit log, through the running server (auditors, admins).",
+    no_args_is_help=True,
+)
+
+
+@fails_in_one_line
+def users_list(as_json: bool = JSON_OPTION) -> None:
+    """Every staff account, by username (admin)."""
+    with connect() as api:
+        users = api.users()
+    if as_json:
+        typer.echo(render.as_json([user.model_dump(mode="json") for user in users]))
+    else:
+        typer.echo(render.users_table(users))
+
+
+@fails_in_one_line
+def users_deactivate(
+    username: str = typer.Argument(..., help="The account to deactivate."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Deactivate an account and revoke all its tokens at once (admin)."""
+    try:
+        wanted = normalize_username(username)
+    except InvalidInput as error:
+        raise ClientError(error.detail, 2) from None
+    with connect() as api:
+        # The API deactivates by id; the admin knows the name.
+        account = next((user for user in api.users() if user.username == wanted), None)
+        if account is None:
+            raise ClientError(f"no staff account is named {wanted!r}")
+        deactivated = api.deactivate(account.id)
+    if as_json:
+        typer.echo(render.as_json(deactivated.model_dump(mode="json")))
+    else:
+        typer.echo(f"deactivated {deactivated.username!r}; its tokens no longer work")
+
+
+@audit_cli.command("verify")
+@fails_in_one_line
+def audit_verify(as_json: bool = JSON_OPTION) -> None:
+    """Have the server recompute the whole chain; exit code 1, naming the first entry that
+    does not match, when it does not hold."""
+    with connect() as api:
+        result = api.verify_audit()
+    if as_json:
+        typer.echo(render.as_json(result.model_dump(mode="json")))
+    if not result.ok:
+        raise ClientError(
+            f"the audit chain does not hold: entry {result.first_bad} is the first that does "
+            f"not match ({result.entries} entries checked)"
+        )
+    if not as_json:
+        typer.echo(
+            f"the audit chain holds: {result.entries} entries, head hash {result.head_hash} "
+            "(keep it elsewhere to pin the chain)"
+        )
+
+
+@audit_cli.command("list")
+@fails_in_one_line
+def audit_list(
+    case_id: uuid.UUID | None = typer.Option(None, "--case-id", help="Only entries about this case."),
+    action: str | None = typer.Option(
+        None,
+        "--action",
+        help="Only this action, e.g. case.transition, user.deactivated, auth.login_failed.",
+    ),
+    limit: int = typer.Option(100, "--limit", min=1, max=500, help="Entries per page."),
+    cursor: str | None = typer.Option(
+        None, "--cursor", help="Continue from the `next_cursor` of an earlier page."
+    ),
+    every_page: bool = typer.Option(
+        False, "--all", help="Follow the pages back to the first entry."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The audit log, newest first: who did what, when, to which case."""
+    filters = {
+        name: str(value)
+        for name, value in {"case_id": case_id, "action": action}.items()
+        if value is not None
+    }
+    entries = []
+    with connect() as api:
+        while True:
+            page = api.audit(filters, limit=limit, cursor=cursor)
+            entries += page.items
+            cursor = page.next_cursor
+            if not (every_page and cursor):
+                break
+    if as_json:
+        typer.echo(
+            render.as_json(
+                {"items": [entry.model_dump(mode="json") for entry in entries], "next_cursor": cursor}
+            )
+        )
+        return
+    typer.echo(render.audit_table(entries))
+    if cursor:
+        typer.echo(f"older entries follow: add --cursor {cursor} (or --all)", err=True)
+
+
+@fails_in_one_line
+def stats(as_json: bool = JSON_OPTION) -> None:
+    """Counts by state and category, and how the deadlines were kept, over real cases only
+    (triage, supervisors, auditors, admins; through the running server)."""
+    with connect() as api:
+        figures = api.stats()
+    typer.echo(render.as_json(figures.model_dump(mode="json")) if as_json else render.stats_text(figures))
