@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
+from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
 from app.domain.staff import PasswordHashing
 from app.platform import health
 from app.platform.cpu import CpuBudget
@@ -37,9 +38,16 @@ take a bearer token from `POST /api/v1/auth/token`.
 """
 
 
-def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: SessionMaker | None = None,
+    key_derivation: KeyDerivation = PRODUCTION_KEY_DERIVATION,
+) -> FastAPI:
     """Build the service. With `sessionmaker` given (tests) the app uses it and owns no
-    engine; otherwise the lifespan builds the engine from `settings.database_url`."""
+    engine; otherwise the lifespan builds the engine from `settings.database_url`.
+    `key_derivation` is production's unless the test suite passes its cheap one; it is
+    not a setting, so no deployment can lower it."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -65,7 +73,8 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.password_hashing = PasswordHashing()
+    app.state.key_derivation = key_derivation
+    app.state.password_hashing = PasswordHashing(key_derivation.passwords)
     app.state.cpu = CpuBudget(settings.auth.max_concurrent_hashes, settings.auth.hash_queue_seconds)
     app.state.receipt_cpu = CpuBudget(
         settings.intake.max_concurrent_receipt_hashes, settings.intake.receipt_hash_queue_seconds

@@ -17,6 +17,7 @@ def get_intake_service(request: Request, session: SessionDep, settings: Settings
         settings=settings,
         receipt_cpu=state.receipt_cpu,
         receipt_salt=state.receipt_salt,
+        receipt_scheme=state.key_derivation.receipts,
     )
 
 

@@ -20,7 +20,8 @@ from app.cases.models import Case, CaseKey
 from app.db.session import SessionMaker
 from app.domain import crypto, pow
 from app.domain.errors import DomainError, InvalidInput, ServiceBusy
-from app.domain.receipts import RECEIPT_SCHEME, derive_receipt_secrets, new_receipt, parse_receipt
+from app.domain.kdf import ReceiptScheme
+from app.domain.receipts import derive_receipt_secrets, new_receipt, parse_receipt
 from app.domain.reporter_access import IdempotencySealer, check_idempotency_key
 from app.domain.triage import CaseState, acknowledgement_due, feedback_due
 from app.intake.repository import IntakeRepository
@@ -91,6 +92,7 @@ class IntakeService:
         settings: Settings,
         receipt_cpu: CpuBudget,
         receipt_salt: ReceiptSalt,
+        receipt_scheme: ReceiptScheme,
     ):
         self.session = session
         self.repository = IntakeRepository(session)
@@ -99,6 +101,7 @@ class IntakeService:
         self.intake = settings.intake
         self.receipt_cpu = receipt_cpu
         self.receipt_salt = receipt_salt
+        self.receipt_scheme = receipt_scheme
         self.idempotency = IdempotencySealer(settings.secret_key_bytes)
 
     # --- proof of work -------------------------------------------------------------
@@ -167,7 +170,9 @@ class IntakeService:
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.")
 
         receipt = new_receipt()
-        secrets = await self.receipt_cpu.run(derive_receipt_secrets, parse_receipt(receipt), salt)
+        secrets = await self.receipt_cpu.run(
+            derive_receipt_secrets, parse_receipt(receipt), salt, self.receipt_scheme
+        )
         received_on = now.date()
         acknowledge_due_on = acknowledgement_due(received_on, self.intake.acknowledge_days)
         case = Case(
@@ -183,7 +188,7 @@ class IntakeService:
             acknowledge_due_on=acknowledge_due_on,
             next_due_on=acknowledge_due_on,
             feedback_due_on=feedback_due(acknowledge_due_on, None, self.intake.feedback_months),
-            receipt_scheme=RECEIPT_SCHEME,
+            receipt_scheme=self.receipt_scheme.number,
             receipt_tag=secrets.lookup_tag,
             pow_digest=pow_digest,
         )

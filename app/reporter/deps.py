@@ -20,6 +20,7 @@ def get_reporter_service(request: Request, session: SessionDep, settings: Settin
         settings=settings,
         receipt_cpu=state.receipt_cpu,
         receipt_salt=state.receipt_salt,
+        receipt_scheme=state.key_derivation.receipts,
     )
 
 

@@ -29,6 +29,7 @@ from app.domain.attachments import (
     clean_filename,
 )
 from app.domain.errors import DomainError, NotAuthenticated, NotFound, TooManyAttempts
+from app.domain.kdf import ReceiptScheme
 from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
 from app.domain.reporter_access import ReporterSessionCodec
 from app.domain.triage import public_status
@@ -76,6 +77,7 @@ class ReporterService:
         settings: Settings,
         receipt_cpu: CpuBudget,
         receipt_salt: ReceiptSalt,
+        receipt_scheme: ReceiptScheme,
     ):
         self.session = session
         self.repository = IntakeRepository(session)
@@ -84,6 +86,7 @@ class ReporterService:
         self.intake = settings.intake
         self.receipt_cpu = receipt_cpu
         self.receipt_salt = receipt_salt
+        self.receipt_scheme = receipt_scheme
         self.codec = ReporterSessionCodec(settings.secret_key_bytes)
 
     # --- sessions --------------------------------------------------------------------
@@ -107,8 +110,14 @@ class ReporterService:
                     "logins pause until the current window ends.",
                     retry_after_seconds=max(1, math.ceil((window_end - now).total_seconds())),
                 )
-            secrets: ReceiptSecrets = await run_in_slot(derive_receipt_secrets, digits, salt)
-        case = await self.repository.case_by_receipt_tag(secrets.lookup_tag)
+            secrets: ReceiptSecrets = await run_in_slot(
+                derive_receipt_secrets, digits, salt, self.receipt_scheme
+            )
+        # Only a case whose tag was made under this scheme can match: the tag is only
+        # reproducible with the parameters its scheme number stands for.
+        case = await self.repository.case_by_receipt_tag(
+            secrets.lookup_tag, self.receipt_scheme.number
+        )
         if case is None:
             raise InvalidReceipt("No report has this receipt.")
         await self.repository.refund_budget(RECEIPT_FAILURES, window)
