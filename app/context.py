@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.session import SessionMaker, own_transaction
 from app.domain.clock import Clock, utc_now
+from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
 from app.domain.reporter_access import IdempotencySealer, ReporterSessionCodec
 from app.domain.staff import PasswordHashing
 from app.platform.cpu import CpuBudget
@@ -43,6 +44,8 @@ class AppContext:
     settings: Settings
     sessionmaker: SessionMaker
     clock: Clock
+    # Argon2 parameters of passwords and receipts: production's, except in the test suite.
+    key_derivation: KeyDerivation
     password_hashing: PasswordHashing
     # Argon2 costs a core and 64 MiB: staff logins and receipts each have a budget, so a
     # flood of one cannot starve the other.
@@ -59,14 +62,15 @@ class AppContext:
         sessionmaker: SessionMaker,
         *,
         clock: Clock = utc_now,
-        password_hashing: PasswordHashing | None = None,
+        key_derivation: KeyDerivation = PRODUCTION_KEY_DERIVATION,
     ) -> AppContext:
         auth, intake = settings.auth, settings.intake
         return cls(
             settings=settings,
             sessionmaker=sessionmaker,
             clock=clock,
-            password_hashing=password_hashing or PasswordHashing(),
+            key_derivation=key_derivation,
+            password_hashing=PasswordHashing(key_derivation.passwords),
             login_cpu=CpuBudget(auth.max_concurrent_hashes, auth.hash_queue_seconds),
             receipt_cpu=CpuBudget(
                 intake.max_concurrent_receipt_hashes, intake.receipt_hash_queue_seconds

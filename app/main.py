@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.api.deps import get_session
 from app.context import AppContext
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
+from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
 from app.platform import health
 from app.platform.middleware import (
     BodySizeLimitMiddleware,
@@ -38,11 +39,17 @@ take a bearer token from `POST /api/v1/auth/token`.
 """
 
 
-def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: SessionMaker | None = None,
+    key_derivation: KeyDerivation = PRODUCTION_KEY_DERIVATION,
+) -> FastAPI:
     """Build the service. With `sessionmaker` given (tests) the app uses it and owns no
     engine; otherwise the lifespan builds the engine from `settings.database_url`. Either
     way the application context (`app.state.context`) is built once, from the settings
-    and that sessionmaker."""
+    and that sessionmaker. `key_derivation` is production's unless the test suite passes
+    its cheap one; it is not a setting, so no deployment can lower it."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -52,7 +59,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
             yield
             return
         engine = build_engine(settings)
-        app.state.context = AppContext.build(settings, build_sessionmaker(engine))
+        app.state.context = AppContext.build(settings, build_sessionmaker(engine), key_derivation=key_derivation)
         try:
             await warn_about_unreadable_channels(app.state.context.sessionmaker, settings.intake)
             yield
@@ -70,7 +77,7 @@ def create_app(settings: Settings | None = None, *, sessionmaker: SessionMaker |
         redoc_url=None,
     )
     if sessionmaker is not None:
-        app.state.context = AppContext.build(settings, sessionmaker)
+        app.state.context = AppContext.build(settings, sessionmaker, key_derivation=key_derivation)
 
     install_problem_handlers(app)
     install_openapi(app, database_dependency=get_session)

@@ -6,6 +6,12 @@ suite migrates a template database once; each test then either runs inside a tra
 rolled back at its end (`db_connection`, the default for HTTP tests), or gets a database
 of its own cloned from the template (`fresh_database_url`) when it needs real commits
 seen by several connections.
+
+Argon2 is the suite's largest cost: apps built here derive keys with the cheap
+`TEST_KEY_DERIVATION` (the `key_derivation` fixture), except where a test asks for
+production's (the KDF tests in tests/domain, the end-to-end run, `cleanwindow serve`).
+Hypothesis runs its quick profile locally and its thorough one when `CI` is set (or
+`HYPOTHESIS_PROFILE` names one).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import func, make_url, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -27,6 +34,7 @@ from app.cases.models import Case
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
 from app.domain.clock import organisation_date, organisation_zone, utc_now
 from app.domain.crypto import PrivateKey
+from app.domain.kdf import TEST_KEY_DERIVATION, KeyDerivation
 from app.domain.staff import PasswordHashing, Role
 from app.main import create_app
 from app.settings import Settings
@@ -42,6 +50,19 @@ TEST_TIMEZONE = "Asia/Seoul"
 def organisation_today() -> date:
     """Today as the app under test dates things (its clock, the test settings' zone)."""
     return organisation_date(utc_now(), organisation_zone(TEST_TIMEZONE))
+
+# "ci" keeps hypothesis's default of 100 examples (what the tests ran before profiles
+# existed); "quick" is for the edit-test loop. Tests that ask for more or fewer examples
+# than the default scale from the profile with `examples()`.
+hypothesis_settings.register_profile("ci", max_examples=100)
+hypothesis_settings.register_profile("quick", max_examples=25)
+_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _CI else "quick"))
+
+
+def examples(thorough: int) -> int:
+    """`thorough` examples under the "ci" profile, proportionally fewer under "quick"."""
+    return max(1, thorough * hypothesis_settings.default.max_examples // 100)
 
 
 def _async_url(raw: str) -> str:
@@ -161,14 +182,29 @@ def settings(recovery_key: PrivateKey) -> Settings:
     )
 
 
+@pytest.fixture
+def key_derivation() -> KeyDerivation:
+    """What the test's apps derive keys with; a module that must run production's
+    parameters overrides this fixture."""
+    return TEST_KEY_DERIVATION
+
+
 @pytest.fixture(scope="session")
 def password_hashing() -> PasswordHashing:
-    return PasswordHashing()
+    """Makes stored staff hashes with the cheap parameters (an app on production's
+    parameters rehashes one at its first login, as it would an old hash)."""
+    return PasswordHashing(TEST_KEY_DERIVATION.passwords)
+
+
+@pytest.fixture(scope="session")
+def strong_password_hash(password_hashing: PasswordHashing) -> str:
+    """Every account the suite creates shares one password: hash it once."""
+    return password_hashing.hash(STRONG_PASSWORD)
 
 
 @pytest.fixture
-def app(settings: Settings, sessionmaker: SessionMaker):
-    return create_app(settings, sessionmaker=sessionmaker)
+def app(settings: Settings, sessionmaker: SessionMaker, key_derivation: KeyDerivation):
+    return create_app(settings, sessionmaker=sessionmaker, key_derivation=key_derivation)
 
 
 class FixedClock:
@@ -199,15 +235,25 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:
 class StaffFactory:
     """Creates staff accounts directly in the test's transaction and logs them in."""
 
-    def __init__(self, sessionmaker: SessionMaker, client: httpx.AsyncClient, hashing: PasswordHashing):
+    def __init__(
+        self,
+        sessionmaker: SessionMaker,
+        client: httpx.AsyncClient,
+        hashing: PasswordHashing,
+        strong_password_hash: str | None = None,
+    ):
         self.sessionmaker = sessionmaker
         self.client = client
         self.hashing = hashing
+        self.strong_password_hash = strong_password_hash or hashing.hash(STRONG_PASSWORD)
+
+    def _hash(self, password: str) -> str:
+        return self.strong_password_hash if password == STRONG_PASSWORD else self.hashing.hash(password)
 
     async def create(self, role: Role, *, username: str | None = None, password: str = STRONG_PASSWORD) -> StaffUser:
         username = username or f"{role.value.replace('_', '-')}-{secrets.token_hex(3)}"
         async with self.sessionmaker() as session:
-            user = StaffUser(username=username, role=role.value, password_hash=self.hashing.hash(password))
+            user = StaffUser(username=username, role=role.value, password_hash=self._hash(password))
             session.add(user)
             await session.commit()
         return user
@@ -225,8 +271,13 @@ class StaffFactory:
 
 
 @pytest.fixture
-def staff(sessionmaker: SessionMaker, client: httpx.AsyncClient, password_hashing: PasswordHashing) -> StaffFactory:
-    return StaffFactory(sessionmaker, client, password_hashing)
+def staff(
+    sessionmaker: SessionMaker,
+    client: httpx.AsyncClient,
+    password_hashing: PasswordHashing,
+    strong_password_hash: str,
+) -> StaffFactory:
+    return StaffFactory(sessionmaker, client, password_hashing, strong_password_hash)
 
 
 @pytest.fixture(scope="session")
@@ -250,11 +301,13 @@ class LiveService:
 
 
 @pytest.fixture
-async def live(fresh_database_url: str, settings: Settings) -> AsyncIterator[LiveService]:
+async def live(
+    fresh_database_url: str, settings: Settings, key_derivation: KeyDerivation
+) -> AsyncIterator[LiveService]:
     settings = settings.with_database_url(fresh_database_url)
     engine = build_engine(settings)
     sessionmaker = build_sessionmaker(engine)
-    app = create_app(settings, sessionmaker=sessionmaker)
+    app = create_app(settings, sessionmaker=sessionmaker, key_derivation=key_derivation)
     # A client address and port the app can see, as behind a real connection.
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=("203.0.113.77", 40123))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -13,6 +13,8 @@ documented.
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -142,7 +144,7 @@ async def fuzz_client(world: World) -> AsyncIterator[httpx.AsyncClient]:
         )
         # One app for the module (building one costs an Argon2 evaluation), pointed at
         # this test's transaction.
-        world.app.state.sessionmaker = sessionmaker
+        world.app.state.context = dataclasses.replace(world.app.state.context, sessionmaker=sessionmaker)
         transport = httpx.ASGITransport(app=world.app, raise_app_exceptions=False)
         try:
             async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:

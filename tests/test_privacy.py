@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import make_url, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseKey, CaseMessage
 from app.domain import crypto
@@ -74,14 +73,14 @@ def dump_bytes(dump: str) -> bytes:
 
 
 @pytest.mark.slow
-async def test_a_database_dump_reveals_no_report_receipt_or_reporter(live, recovery_key: crypto.PrivateKey) -> None:
+async def test_a_database_dump_reveals_no_report_receipt_or_reporter(
+    live, recovery_key: crypto.PrivateKey, strong_password_hash: str
+) -> None:
     client = live.client
     # A triage officer with a registered key, so reports are sealed to staff too.
     officer_key = crypto.PrivateKey.generate()
     async with live.sessionmaker() as session:
-        from app.domain.staff import PasswordHashing
-
-        officer = StaffUser(username="triage-dump", role=Role.TRIAGE.value, password_hash=PasswordHashing().hash(STRONG_PASSWORD))
+        officer = StaffUser(username="triage-dump", role=Role.TRIAGE.value, password_hash=strong_password_hash)
         session.add(officer)
         await session.commit()
     token = (await client.post("/api/v1/auth/token", data={"username": "triage-dump", "password": STRONG_PASSWORD})).json()["access_token"]

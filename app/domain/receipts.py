@@ -9,6 +9,10 @@ From the receipt, one Argon2id evaluation (salted with the installation's salt) 
 32-byte master secret; HKDF splits it into the lookup tag the database stores (to find
 the case) and the seed of the reporter's key pair (to which the case's content key is
 sealed). The receipt itself is never stored. See docs/crypto.md for the guessing analysis.
+
+The Argon2id parameters are part of the tag's format: a tag can only be found again with
+the parameters it was made with, so each case stores the number of its receipt scheme
+(`app.domain.kdf.ReceiptScheme`), and each number stands for one set of parameters.
 """
 
 from __future__ import annotations
@@ -21,19 +25,13 @@ from argon2.low_level import Type, hash_secret_raw
 
 from app.domain.crypto import PRIVATE_SEED_BYTES, PrivateKey, hkdf
 from app.domain.errors import InvalidInput
+from app.domain.kdf import ReceiptScheme
 
 RANDOM_DIGITS = 20
 RECEIPT_DIGITS = RANDOM_DIGITS + 1
 GROUP = 3
 ENTROPY_BITS = 66.4  # 20 * log2(10)
-
-# RFC 9106's second recommended option (also argon2-cffi's default): 64 MiB, 3 passes,
-# 4 lanes. Fixed for scheme 1: changing them changes every lookup tag.
-ARGON2_TIME_COST = 3
-ARGON2_MEMORY_KIB = 64 * 1024
-ARGON2_PARALLELISM = 4
 MASTER_BYTES = 32
-RECEIPT_SCHEME = 1
 
 # The Damm algorithm's quasigroup of order 10 (weakly totally anti-symmetric).
 _DAMM = (
@@ -99,14 +97,15 @@ class ReceiptSecrets:
         return PrivateKey(hkdf(self.master, b"reporter-key", length=PRIVATE_SEED_BYTES))
 
 
-def derive_receipt_secrets(digits: str, salt: bytes) -> ReceiptSecrets:
-    """The expensive step (≈0.1 s and 64 MiB): run it inside a CPU budget."""
+def derive_receipt_secrets(digits: str, salt: bytes, scheme: ReceiptScheme) -> ReceiptSecrets:
+    """The expensive step (≈0.1 s and 64 MiB with production's scheme): run it inside a
+    CPU budget."""
     master = hash_secret_raw(
         digits.encode(),
         salt,
-        time_cost=ARGON2_TIME_COST,
-        memory_cost=ARGON2_MEMORY_KIB,
-        parallelism=ARGON2_PARALLELISM,
+        time_cost=scheme.argon2.time_cost,
+        memory_cost=scheme.argon2.memory_kib,
+        parallelism=scheme.argon2.parallelism,
         hash_len=MASTER_BYTES,
         type=Type.ID,
     )

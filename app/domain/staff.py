@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.domain.errors import InvalidInput
+from app.domain.kdf import PRODUCTION_ARGON2, Argon2Parameters
 
 
 class Role(StrEnum):
@@ -46,10 +47,16 @@ def check_password_strength(password: str, username: str) -> None:
 
 
 class PasswordHashing:
-    """Argon2id with the RFC 9106 low-memory parameters (argon2-cffi's defaults)."""
+    """Argon2id; production's parameters are RFC 9106's low-memory option. Each hash
+    encodes the parameters it was made with, and is verified with those."""
 
-    def __init__(self, hasher: PasswordHasher | None = None):
-        self._hasher = hasher or PasswordHasher()
+    def __init__(self, parameters: Argon2Parameters = PRODUCTION_ARGON2):
+        self.parameters = parameters
+        self._hasher = PasswordHasher(
+            time_cost=parameters.time_cost,
+            memory_cost=parameters.memory_kib,
+            parallelism=parameters.parallelism,
+        )
         # Verifying against this when the account does not exist keeps the response time
         # of "no such user" equal to that of "wrong password".
         self._decoy_hash = self._hasher.hash("decoy password that matches nothing")

@@ -36,8 +36,10 @@ class IntakeRepository:
     async def pow_used(self, digest: bytes) -> bool:
         return await self.session.scalar(select(func.count()).where(Case.pow_digest == digest)) > 0
 
-    async def case_by_receipt_tag(self, tag: bytes) -> Case | None:
-        return await self.session.scalar(select(Case).where(Case.receipt_tag == tag))
+    async def case_by_receipt_tag(self, tag: bytes, scheme: int) -> Case | None:
+        return await self.session.scalar(
+            select(Case).where(Case.receipt_tag == tag, Case.receipt_scheme == scheme)
+        )
 
     async def case_by_id(self, case_id: uuid.UUID, *, lock: bool = False) -> Case | None:
         return await self.session.get(Case, case_id, with_for_update=lock or None)

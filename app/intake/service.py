@@ -22,7 +22,7 @@ from app.domain import crypto, pow
 from app.domain.budgets import SUBMISSIONS, window_start
 from app.domain.clock import organisation_date
 from app.domain.errors import DomainError, InvalidInput, ServiceBusy
-from app.domain.receipts import RECEIPT_SCHEME, derive_receipt_secrets, new_receipt, parse_receipt
+from app.domain.receipts import derive_receipt_secrets, new_receipt, parse_receipt
 from app.domain.reporter_access import check_idempotency_key
 from app.domain.triage import CaseState, acknowledgement_due, feedback_due
 from app.intake.repository import IntakeRepository
@@ -137,7 +137,9 @@ class IntakeService(Service):
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.")
 
         receipt = new_receipt()
-        secrets = await self.context.receipt_cpu.run(derive_receipt_secrets, parse_receipt(receipt), salt)
+        secrets = await self.context.receipt_cpu.run(
+            derive_receipt_secrets, parse_receipt(receipt), salt, self.context.key_derivation.receipts
+        )
         received_on = organisation_date(now, self.settings.zone)
         acknowledge_due_on = acknowledgement_due(received_on, self.intake.acknowledge_days)
         case = Case(
@@ -153,7 +155,7 @@ class IntakeService(Service):
             acknowledge_due_on=acknowledge_due_on,
             next_due_on=acknowledge_due_on,
             feedback_due_on=feedback_due(acknowledge_due_on, None, self.intake.feedback_months),
-            receipt_scheme=RECEIPT_SCHEME,
+            receipt_scheme=self.context.key_derivation.receipts.number,
             receipt_tag=secrets.lookup_tag,
             pow_digest=pow_digest,
         )

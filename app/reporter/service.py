@@ -95,8 +95,14 @@ class ReporterService(Service):
                     "logins pause until the current window ends.",
                     retry_after_seconds=max(1, math.ceil((window_end - now).total_seconds())),
                 )
-            secrets: ReceiptSecrets = await run_in_slot(derive_receipt_secrets, digits, salt)
-        case = await self.repository.case_by_receipt_tag(secrets.lookup_tag)
+            secrets: ReceiptSecrets = await run_in_slot(
+                derive_receipt_secrets, digits, salt, self.context.key_derivation.receipts
+            )
+        # Only a case whose tag was made under this scheme can match: the tag is only
+        # reproducible with the parameters its scheme number stands for.
+        case = await self.repository.case_by_receipt_tag(
+            secrets.lookup_tag, self.context.key_derivation.receipts.number
+        )
         if case is None:
             raise InvalidReceipt("No report has this receipt.")
         await self.repository.refund_budget(RECEIPT_FAILURES, window)

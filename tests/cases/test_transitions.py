@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -36,8 +36,10 @@ async def case_state(sessionmaker, case_id) -> tuple[str, int, int, int]:
 # --- concurrency ---------------------------------------------------------------------------
 
 
-async def test_parallel_transitions_on_one_case_leave_exactly_one_winner(live, password_hashing) -> None:
-    staff = StaffFactory(live.sessionmaker, live.client, password_hashing)
+async def test_parallel_transitions_on_one_case_leave_exactly_one_winner(
+    live, password_hashing, strong_password_hash
+) -> None:
+    staff = StaffFactory(live.sessionmaker, live.client, password_hashing, strong_password_hash)
     officers = [await staff.headers_for(Role.TRIAGE) for _ in range(3)] + [await staff.headers_for(Role.SUPERVISOR)]
     case = await insert_case(live.sessionmaker)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.domain.kdf import KeyDerivation
 from app.domain.staff import PasswordHashing, Role
 from app.main import create_app
 from app.settings import Settings
@@ -17,11 +18,15 @@ from tests.client.helpers import PASSWORD, Desk, LiveServer, create_admin, servi
 
 @pytest.fixture
 async def server(
-    fresh_database_url: str, settings: Settings, password_hashing: PasswordHashing, tmp_path: Path
+    fresh_database_url: str,
+    settings: Settings,
+    password_hashing: PasswordHashing,
+    key_derivation: KeyDerivation,
+    tmp_path: Path,
 ) -> AsyncIterator[LiveServer]:
     admin = await create_admin(fresh_database_url, password_hashing)
     # No sessionmaker: the app builds its own engine in its lifespan, as `serve` does.
-    app = create_app(settings.with_database_url(fresh_database_url))
+    app = create_app(settings.with_database_url(fresh_database_url), key_derivation=key_derivation)
     with serving(app) as url:
         async with httpx.AsyncClient(base_url=url) as client:
             response = await client.post(

@@ -1,15 +1,32 @@
 """Issue 4's whole path through a running server: a report is submitted, triaged,
 assigned, investigated and concluded with the CLI and the API; the reporter reads the
-staff reply with the receipt; history and audit show every step; the chain verifies."""
+staff reply with the receipt; history and audit show every step; the chain verifies.
+
+This is the suite's run on production's Argon2 parameters (every other app in the suite
+gets the cheap ones): the stored hashes and the receipt scheme must say so."""
 
 from __future__ import annotations
 
 import json
 
 import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.cases.models import Case
+from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
 from app.domain.staff import Role
+from app.staff.models import StaffUser
 from tests.client.helpers import LiveServer, Officer
+
+# What argon2 writes for 3 passes over 64 MiB in 4 lanes.
+PRODUCTION_HASH_PREFIX = "$argon2id$v=19$m=65536,t=3,p=4$"
+
+
+@pytest.fixture
+def key_derivation() -> KeyDerivation:
+    return PRODUCTION_KEY_DERIVATION
 
 
 def api(server: LiveServer, officer: Officer) -> httpx.Client:
@@ -149,3 +166,16 @@ async def test_a_report_from_submission_to_conclusion(server: LiveServer) -> Non
         "first_bad": None,
         "head_hash": entries[0]["hash"],
     }
+
+    # Production's parameters throughout: accounts made over the API, the first admin's
+    # cheap test hash rehashed at its login, and the receipt under scheme 1.
+    engine = create_async_engine(server.database_url)
+    try:
+        async with engine.connect() as connection:
+            hashes = dict((await connection.execute(select(StaffUser.username, StaffUser.password_hash))).all())
+            schemes = (await connection.scalars(select(Case.receipt_scheme))).all()
+    finally:
+        await engine.dispose()
+    assert set(hashes) == {"first-admin", triage.username, investigator.username, auditor.username}
+    assert all(value.startswith(PRODUCTION_HASH_PREFIX) for value in hashes.values()), hashes
+    assert schemes == [PRODUCTION_KEY_DERIVATION.receipts.number] == [1]

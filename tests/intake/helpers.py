@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from app.domain import pow
+from app.domain.kdf import TEST_KEY_DERIVATION
 from app.main import create_app
 
 
@@ -67,7 +68,8 @@ def idempotency_key() -> str:
 
 @asynccontextmanager
 async def client_for(settings: Any, sessionmaker: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app built with settings a test changed, in the test's transaction."""
-    app = create_app(settings, sessionmaker=sessionmaker)
+    """A client of an app built with settings a test changed, in the test's transaction
+    (with the cheap key derivation of the `app` fixture, so receipts open in both)."""
+    app = create_app(settings, sessionmaker=sessionmaker, key_derivation=TEST_KEY_DERIVATION)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         yield client

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 
+from app.domain.kdf import PRODUCTION_KEY_DERIVATION, TEST_KEY_DERIVATION
 from app.domain.staff import Role
 from app.main import create_app
 from app.platform.cpu import CpuBudget
@@ -280,7 +281,11 @@ class Replica:
 
     def __init__(self, settings, database_url: str):
         self.engine = create_async_engine(database_url, pool_size=12)
-        self.app = create_app(settings, sessionmaker=async_sessionmaker(self.engine, expire_on_commit=False))
+        self.app = create_app(
+            settings,
+            sessionmaker=async_sessionmaker(self.engine, expire_on_commit=False),
+            key_derivation=TEST_KEY_DERIVATION,
+        )
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False), base_url="http://replica"
         )
@@ -348,7 +353,12 @@ async def test_a_login_flood_gets_503_instead_of_exhausting_the_replica(
     # With a single connection and a short pool timeout, a login that held its connection
     # while hashing would make the probe (or other logins) time out.
     engine = create_async_engine(fresh_database_url, pool_size=1, max_overflow=0, pool_timeout=1)
-    app = create_app(tight, sessionmaker=async_sessionmaker(engine, expire_on_commit=False))
+    # Production's Argon2 on purpose: the flood must cost what a real one does.
+    app = create_app(
+        tight,
+        sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+        key_derivation=PRODUCTION_KEY_DERIVATION,
+    )
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://replica") as client:
         flood = [
