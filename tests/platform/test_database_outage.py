@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api.deps import SessionDep
@@ -102,7 +102,7 @@ async def test_a_database_dropped_under_a_running_service_gives_503(
 ) -> None:
     async with service_on(settings.with_database_url(fresh_database_url)) as (client, _):
         assert (await client.get("/api/v1/intake/form")).status_code == 200  # a pooled connection exists
-        name = fresh_database_url.rsplit("/", 1)[1]
+        name = make_url(fresh_database_url).database
         await _admin(postgres_server_url, f'DROP DATABASE "{name}" WITH (FORCE)')
         for response in await requests_that_need_the_database(client):
             assert_database_unavailable(response)
