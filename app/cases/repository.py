@@ -9,12 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import BigInteger, ColumnElement, case, cast, func, not_, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, case, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
+from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.domain.triage import CaseState
 from app.staff.models import StaffUser
 
@@ -200,28 +199,4 @@ class CaseContentRepository:
     async def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> CaseAttachment | None:
         return await self.session.scalar(
             select(CaseAttachment).where(CaseAttachment.id == attachment_id, CaseAttachment.case_id == case_id)
-        )
-
-    async def attachment_usage(self, case_id: uuid.UUID) -> tuple[int, int]:
-        count, total = (
-            await self.session.execute(
-                select(
-                    func.count(), cast(func.coalesce(func.sum(CaseAttachment.stored_bytes), 0), BigInteger)
-                ).where(
-                    CaseAttachment.case_id == case_id
-                )
-            )
-        ).one()
-        return int(count), int(total)
-
-    async def add_chunk(self, attachment_id: uuid.UUID, index: int, sealed: bytes) -> None:
-        await self.session.execute(
-            insert(AttachmentChunk).values(attachment_id=attachment_id, index=index, sealed=sealed)
-        )
-
-    async def chunk(self, attachment_id: uuid.UUID, index: int) -> bytes | None:
-        return await self.session.scalar(
-            select(AttachmentChunk.sealed).where(
-                AttachmentChunk.attachment_id == attachment_id, AttachmentChunk.index == index
-            )
         )

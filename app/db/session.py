@@ -19,8 +19,14 @@ own, apart from the request's, and they all open it with `own_transaction` (or
 - intake's pre-checks: the salt, an earlier report with the same `Idempotency-Key`, a
   reused challenge, read before the receipt is hashed so that no connection is held
   while Argon2 runs (`IntakeService.submit`);
-- attachment downloads: chunks are read while the response streams, after the request's
-  session has closed (`ReporterService.attachment`, `CaseService.attachment_chunks`);
+- attachment uploads: the reporter's session is checked in a transaction that ends at
+  once (`ReporterService.authenticate_briefly`), then the file is staged chunk by chunk,
+  each write in a short transaction, and published under the case's row lock in one
+  more, so a slow client holds no connection and no lock between chunks
+  (`app/cases/attachment_store.py`: `usage`, `stage`, `add_chunks`, `publish`, `discard`);
+- attachment downloads: chunks are read one per transaction while the response streams,
+  after the request's session has closed (`AttachmentStore.sealed_chunks`, used by
+  `ReporterService.attachment` and `CaseService.attachment_chunks`);
 - the readiness probe, which has no request session (`app/platform/health.py`);
 - the startup check of channel routing, before any request (`app/intake/routing.py`);
 - writing the aggregate audit entries of ended hours before the log is read, so that a
