@@ -23,6 +23,7 @@ from app.domain.staff import PasswordHashing
 from app.platform.cpu import CpuBudget
 from app.settings import Settings
 
+
 class SaltSource(Protocol):
     async def receipt_salt(self) -> bytes: ...
 

@@ -19,12 +19,12 @@ from app.platform.middleware import (
 )
 from app.platform.openapi import install_openapi
 from app.platform.problems import install_problem_handlers
-from app.settings import Settings
 from app.audit import router as audit
 from app.cases import router as cases
 from app.intake import router as intake
 from app.intake.routing import warn_about_unreadable_channels
 from app.reporter import router as reporter
+from app.settings import Settings
 from app.staff import router as staff
 
 UPLOAD_PATH = "/api/v1/reporter/attachments"
@@ -45,26 +45,28 @@ def create_app(
     sessionmaker: SessionMaker | None = None,
     key_derivation: KeyDerivation = PRODUCTION_KEY_DERIVATION,
 ) -> FastAPI:
-    """Build the service. With `sessionmaker` given (tests) the app uses it and owns no
-    engine; otherwise the lifespan builds the engine from `settings.database_url`. Either
-    way the application context (`app.state.context`) is built once, from the settings
-    and that sessionmaker. `key_derivation` is production's unless the test suite passes
-    its cheap one; it is not a setting, so no deployment can lower it."""
+    """Build the service and its application context (`app.state.context`), once. With
+    `sessionmaker` given (tests) the app uses it and owns no engine; otherwise the
+    lifespan starts an engine on `settings.database_url` and binds the context's
+    sessionmaker to it. `key_derivation` is production's unless the test suite passes its
+    cheap one; it is not a setting, so no deployment can lower it."""
     settings = settings or Settings()
+    owns_engine = sessionmaker is None
+    context = AppContext.build(
+        settings, sessionmaker or build_sessionmaker(), key_derivation=key_derivation
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if sessionmaker is not None:
-            await warn_about_unreadable_channels(sessionmaker, settings.intake)
-            yield
-            return
-        engine = build_engine(settings)
-        app.state.context = AppContext.build(settings, build_sessionmaker(engine), key_derivation=key_derivation)
+        engine = build_engine(settings) if owns_engine else None
+        if engine is not None:
+            context.sessionmaker.configure(bind=engine)
         try:
-            await warn_about_unreadable_channels(app.state.context.sessionmaker, settings.intake)
+            await warn_about_unreadable_channels(app.state.context)
             yield
         finally:
-            await engine.dispose()
+            if engine is not None:
+                await engine.dispose()
 
     app = FastAPI(
         title="Clean Window",
@@ -76,8 +78,7 @@ def create_app(
         docs_url="/docs" if settings.environment == "development" else None,
         redoc_url=None,
     )
-    if sessionmaker is not None:
-        app.state.context = AppContext.build(settings, sessionmaker, key_derivation=key_derivation)
+    app.state.context = context
 
     install_problem_handlers(app)
     install_openapi(app, database_dependency=get_session)

@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.context import AppContext, Clock, Service, utc_now
+from app.context import AppContext, Service
 from app.domain.errors import Forbidden
 from app.domain.staff import Role
 from app.settings import Settings
@@ -25,7 +25,6 @@ from app.staff.service import StaffService
 
 __all__ = [
     "AdminUser",
-    "ClockDep",
     "ContextDep",
     "CurrentStaff",
     "CurrentToken",
@@ -34,7 +33,6 @@ __all__ = [
     "SettingsDep",
     "require_roles",
     "service_dependency",
-    "utc_now",
 ]
 
 S = TypeVar("S", bound=Service)
@@ -59,15 +57,10 @@ async def get_settings(context: ContextDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_clock(context: ContextDep) -> Clock:
-    return context.clock
-
-
 async def get_now(context: ContextDep) -> datetime:
     return context.clock()
 
 
-ClockDep = Annotated[Clock, Depends(get_clock)]
 # The instant the request is handled, read once.
 Now = Annotated[datetime, Depends(get_now)]
 

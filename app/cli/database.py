@@ -81,11 +81,12 @@ def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) 
                 f"the database schema is at {found or 'no revision'}, not at this version's "
                 f"{head_revision()}; if it is older, run `cleanwindow db upgrade` first"
             )
-        engine = build_engine(settings.with_database_url(url))
+        connected = settings.with_database_url(url)
+        engine = build_engine(connected)
         try:
             sessionmaker = build_sessionmaker(engine)
             async with sessionmaker() as session, session.begin():
-                service = StaffService(session, AppContext.build(settings, sessionmaker))
+                service = StaffService(session, AppContext.build(connected, sessionmaker))
                 return await action(service)
         finally:
             await engine.dispose()

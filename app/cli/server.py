@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,7 +155,7 @@ def users_create(
     password = read_new_password()
     settings = load_settings()
     user = with_staff_service(
-        settings, lambda service: service.create_user(username, role, password, actor=None, now=datetime.now(UTC))
+        settings, lambda service: service.create_user(username, role, password, actor=None, now=service.context.clock())
     )
     typer.echo(f"created {role.value} account {user.username!r}")
 
@@ -166,5 +165,5 @@ def users_unlock(username: str = typer.Argument(..., help="The locked account.")
     from app.cli.database import load_settings, with_staff_service
 
     settings = load_settings()
-    user = with_staff_service(settings, lambda service: service.unlock(username, actor=None, now=datetime.now(UTC)))
+    user = with_staff_service(settings, lambda service: service.unlock(username, actor=None, now=service.context.clock()))
     typer.echo(f"unlocked {user.username!r}")

@@ -73,7 +73,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def build_sessionmaker(engine: AsyncEngine) -> SessionMaker:
+def build_sessionmaker(engine: AsyncEngine | None = None) -> SessionMaker:
+    """Sessions on `engine`; without one, unbound until `configure(bind=engine)` (the
+    service builds its context before its lifespan starts the engine)."""
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

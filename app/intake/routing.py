@@ -7,22 +7,22 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.db.session import SessionMaker, own_transaction
+from app.context import AppContext
 from app.intake.repository import IntakeRepository
-from app.settings import IntakeSettings
 
 logger = logging.getLogger("cleanwindow.intake")
 
 
-async def warn_about_unreadable_channels(sessionmaker: SessionMaker, intake: IntakeSettings) -> None:
+async def warn_about_unreadable_channels(context: AppContext) -> None:
     """Log a warning per routed channel naming the officers who will not receive its
     reports (no such account, not an active triage officer, or no registered key). Only
     configuration and staff usernames are named, never anything about a report. Checked
     at startup only: a key registered later fixes it without a restart."""
+    intake = context.settings.intake
     if not intake.channel_recipients:
         return
     try:
-        async with own_transaction(sessionmaker) as session:
+        async with context.own_transaction() as session:
             repository = IntakeRepository(session)
             for channel, usernames in intake.channel_recipients.items():
                 receiving = {user.username for user in await repository.triage_recipients(usernames)}
