@@ -29,7 +29,7 @@ from app.domain.triage import (
     may_see_case,
 )
 
-# action | from | to | who   (copied from ../shared/api-contract.md)
+# action | from | to | who   (copied from the public contract, docs/contract.md)
 CONTRACT = """
 acknowledge      | received                 | acknowledged  | triage, supervisor
 start_assessment | acknowledged             | assessing     | triage, supervisor
