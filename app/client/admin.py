@@ -14,7 +14,7 @@ import uuid
 import typer
 
 from app.client import render
-from app.client.commands import JSON_OPTION, connect, fails_in_one_line
+from app.client.commands import JSON_OPTION, connect, fails_in_one_line, print_pages
 from app.client.errors import ClientError
 from app.domain.errors import InvalidInput
 from app.domain.staff import normalize_username
@@ -103,24 +103,14 @@ def audit_list(
         for name, value in {"case_id": case_id, "action": action}.items()
         if value is not None
     }
-    entries = []
-    with connect() as api:
-        while True:
-            page = api.audit(filters, limit=limit, cursor=cursor)
-            entries += page.items
-            cursor = page.next_cursor
-            if not (every_page and cursor):
-                break
-    if as_json:
-        typer.echo(
-            render.as_json(
-                {"items": [entry.model_dump(mode="json") for entry in entries], "next_cursor": cursor}
-            )
-        )
-        return
-    typer.echo(render.audit_table(entries))
-    if cursor:
-        typer.echo(f"older entries follow: add --cursor {cursor} (or --all)", err=True)
+    print_pages(
+        lambda api, cursor: api.audit(filters, limit=limit, cursor=cursor),
+        cursor=cursor,
+        every_page=every_page,
+        as_json=as_json,
+        table=render.audit_table,
+        what_follows="older entries",
+    )
 
 
 @fails_in_one_line

@@ -61,6 +61,35 @@ def connect(*, with_token: bool = True) -> ApiClient:
     return ApiClient.from_environment(with_token=with_token)
 
 
+def print_pages(
+    fetch: Callable[[ApiClient, str | None], Any],
+    *,
+    cursor: str | None,
+    every_page: bool,
+    as_json: bool,
+    table: Callable[[list[Any]], str],
+    what_follows: str,
+) -> None:
+    """One page from `cursor` (or, with `every_page`, every page after it) as JSON or as a
+    table; a table says on standard error how to ask for the next page."""
+    items: list[Any] = []
+    with connect() as api:
+        while True:
+            page = fetch(api, cursor)
+            items += page.items
+            cursor = page.next_cursor
+            if not (every_page and cursor):
+                break
+    if as_json:
+        typer.echo(
+            render.as_json({"items": [item.model_dump(mode="json") for item in items], "next_cursor": cursor})
+        )
+        return
+    typer.echo(table(items))
+    if cursor:
+        typer.echo(f"{what_follows} follow: add --cursor {cursor} (or --all)", err=True)
+
+
 def read_stdin_text(what: str) -> str:
     if sys.stdin.isatty():
         typer.echo(f"Type the {what}; end it with Ctrl-D on a line of its own.", err=True)
@@ -185,24 +214,14 @@ def cases_list(
         }.items()
         if value is not None
     }
-    cases = []
-    with connect() as api:
-        while True:
-            page = api.cases(filters, limit=limit, cursor=cursor)
-            cases += page.items
-            cursor = page.next_cursor
-            if not (every_page and cursor):
-                break
-    if as_json:
-        typer.echo(
-            render.as_json(
-                {"items": [case.model_dump(mode="json") for case in cases], "next_cursor": cursor}
-            )
-        )
-        return
-    typer.echo(render.case_table(cases))
-    if cursor:
-        typer.echo(f"more cases follow: add --cursor {cursor} (or --all)", err=True)
+    print_pages(
+        lambda api, cursor: api.cases(filters, limit=limit, cursor=cursor),
+        cursor=cursor,
+        every_page=every_page,
+        as_json=as_json,
+        table=render.case_table,
+        what_follows="more cases",
+    )
 
 
 @cases_cli.command("show")

@@ -57,14 +57,17 @@ def problem_json(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-def problem_response(error: DomainError) -> ProblemResponse:
+def problem_response(error: DomainError, *, request_id: str | None = None) -> ProblemResponse:
+    """`request_id` only where no handler of the request's own will add it (the last-resort
+    middleware's answers)."""
+    extensions = error.extensions if request_id is None else {**error.extensions, "request_id": request_id}
     return problem_json(
         error.status,
         error.detail,
         title=error.title,
         type=error.type,
         headers=error.headers,
-        **error.extensions,
+        **extensions,
     )
 
 
@@ -207,15 +210,7 @@ def database_unavailable_response(request_id: str | None) -> ProblemResponse:
         "The service cannot reach its database right now. Try again after Retry-After seconds.",
         retry_after_seconds=DATABASE_RETRY_AFTER_SECONDS,
     )
-    return problem_json(
-        error.status,
-        error.detail,
-        title=error.title,
-        type=error.type,
-        headers=error.headers,
-        request_id=request_id,
-        **error.extensions,
-    )
+    return problem_response(error, request_id=request_id)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
