@@ -26,6 +26,8 @@ class AuditAction(StrEnum):
     LOGIN_FAILED = "auth.login_failed"
     # One entry per hour with a count: failed logins for usernames that do not exist.
     LOGIN_FAILED_UNKNOWN_USER = "auth.login_failed_unknown_user"
+    # Likewise for deactivated accounts, after the first refusal (logged, named).
+    LOGIN_FAILED_INACTIVE_ACCOUNT = "auth.login_failed_inactive_account"
     LOGOUT = "auth.logout"
     KEY_REGISTERED = "key.registered"
     USER_CREATED = "user.created"

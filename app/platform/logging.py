@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import sys
 import threading
 import time
@@ -54,6 +55,34 @@ class JsonFormatter(logging.Formatter):
                 entry["exc_message"] = str(exc_value)
             entry["traceback"] = "".join(traceback.format_tb(exc_tb))
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+# SQLAlchemy's echo writes a second record after each statement, "[<statistics>] <params>":
+# the statistics are "generated in 0.00012s" or "cached since 1.335s ago", timed from
+# the statement's first compilation, so on a reporter path they measure the gap to an
+# earlier request (exactly, whatever the line's coarse timestamp says). Parameters are
+# hidden (`hide_parameters`), so that record carries nothing else and is dropped whole.
+# The pattern catches any other record of SQLAlchemy's that names statistics or a duration.
+_SQL_TIMING = re.compile(
+    r"generated in|cached since|no key|caching disabled|raw sql|\b\d+(?:\.\d+)?(?:e[-+]?\d+)?s\b"
+)
+
+
+class ReporterPathSqlStatisticsFilter(logging.Filter):
+    """Drops SQLAlchemy's per-statement statistics records on reporter-facing requests."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not reporter_facing_var.get() or not record.name.startswith("sqlalchemy"):
+            return True
+        template = record.msg if isinstance(record.msg, str) else ""
+        if "[%s]" in template:
+            return False
+        return _SQL_TIMING.search(record.getMessage()) is None
+
+
+# On the logger, not on a handler, and on import: whichever handler writes the echo and
+# whoever turns it on, the filter is there (the middleware imports this module).
+logging.getLogger("sqlalchemy.engine.Engine").addFilter(ReporterPathSqlStatisticsFilter())
 
 
 class PrivacyAwareStreamHandler(logging.StreamHandler):

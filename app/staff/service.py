@@ -75,10 +75,11 @@ class _Locked:
 class _NoSuchAccount:
     """No account that may log in: unknown (only counted per hour in the audit log, and
     never named, since people type passwords into the username field) or deactivated
-    (named)."""
+    (named for the first refusal after deactivation, then counted per hour)."""
 
     account: _Account | None
     reason: str
+    named: bool = False
 
 
 class StaffService(Service):
@@ -145,12 +146,15 @@ class StaffService(Service):
                 # The same Argon2 work as a real check, so timing does not tell which
                 # usernames exist.
                 await run_in_slot(self.hashing.burn_time, password)
-                if attempt.account is None:
-                    # Counted per hour, one entry per hour: an entry each would let anyone
-                    # grow the append-only log without bound with invented names.
+                # Counted per hour, one entry per hour: an entry each would let anyone
+                # grow the append-only log without bound with invented names, or with
+                # the known name of a former staff member.
+                if attempt.named and attempt.account is not None:
+                    await self._audit_failure(now, attempt.account, attempt.reason)
+                elif attempt.account is None:
                     await self.audit.count(AuditAction.LOGIN_FAILED_UNKNOWN_USER, now)
                 else:
-                    await self._audit_failure(now, attempt.account, attempt.reason)
+                    await self.audit.count(AuditAction.LOGIN_FAILED_INACTIVE_ACCOUNT, now)
                 return invalid
             verified, upgraded_hash = await run_in_slot(
                 self.hashing.verify_and_upgrade, attempt.password_hash, password
@@ -183,7 +187,13 @@ class StaffService(Service):
                 return _NoSuchAccount(None, "unknown_account")
             account = _Account(user.id, user.username, user.role)
             if not user.is_active:
-                return _NoSuchAccount(account, "inactive")
+                # The first refusal since deactivation (which clears the failure fields)
+                # is named in the log: someone tried a former colleague's account. The
+                # mark is set in this transaction, under the row lock, so it is once.
+                first_refusal = user.last_failed_login_at is None
+                if first_refusal:
+                    user.last_failed_login_at = now
+                return _NoSuchAccount(account, "inactive", named=first_refusal)
             if user.locked_until is not None and user.locked_until > now:
                 return _Locked(math.ceil((user.locked_until - now).total_seconds()), account)
             failures = self.throttle.recent_failures(
@@ -237,6 +247,7 @@ class StaffService(Service):
         if user.id == acting_user.id:
             raise Conflict("An administrator cannot deactivate their own account.")
         user.is_active = False
+        self._clear_failures(user)  # so that the first refused login after this is named
         await self.repository.revoke_tokens_of(user.id, now)
         await self.session.flush()
         await self.audit.record(AuditAction.USER_DEACTIVATED, now, acting_user, username=user.username)

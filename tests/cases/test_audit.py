@@ -324,6 +324,85 @@ async def test_failed_logins_on_real_accounts_are_still_logged_one_by_one(client
     assert len(mine) == 3 and {entry["details"]["reason"] for entry in mine} == {"wrong_password"}
 
 
+async def counted_failures(sessionmaker, action: str) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(
+            select(func.coalesce(func.sum(AuditWindowCount.count), 0)).where(AuditWindowCount.action == action)
+        )
+
+
+async def test_failed_logins_on_a_deactivated_account_are_named_once_then_counted_per_hour(
+    client, staff, sessionmaker, db_connection
+) -> None:
+    """A former colleague's username is no secret: an entry per refused attempt would let
+    anyone grow the append-only log as fast as logins are answered."""
+    admin = await staff.headers_for(Role.ADMIN)
+    auditor = await staff.headers_for(Role.AUDITOR)
+    former = await staff.create(Role.TRIAGE)
+    assert (await client.post(f"/api/v1/users/{former.id}/deactivate", headers=admin)).status_code == 200
+    before = (await client.get("/api/v1/audit/verify", headers=auditor)).json()["entries"]
+    for n in range(50):
+        password = STRONG_PASSWORD if n % 2 else "not the password at all"
+        response = await client.post("/api/v1/auth/token", data={"username": former.username, "password": password})
+        assert response.status_code == 401
+
+    added = [entry for entry in await audit_actions(client, auditor) if entry["seq"] > before]
+    # The first refusal since deactivation is named: someone tried the former account.
+    [named] = [entry for entry in added if entry["action"] == "auth.login_failed"]
+    assert named["actor"] == former.username and named["details"] == {"reason": "inactive"}
+    aggregates = [entry for entry in added if entry["action"] == "auth.login_failed_inactive_account"]
+    assert len(aggregates) <= 1  # one only if the hour turned during the test
+    assert len(added) == 1 + len(aggregates)
+    written = sum(entry["details"]["count"] for entry in aggregates)
+    assert written + await counted_failures(sessionmaker, "auth.login_failed_inactive_account") == 49
+
+    await end_the_counting_hour(db_connection)
+    response = await client.post("/api/v1/auth/token", data={"username": former.username, "password": "again"})
+    assert response.status_code == 401
+    after = [entry for entry in await audit_actions(client, auditor) if entry["seq"] > before]
+    aggregates = [entry for entry in after if entry["action"] == "auth.login_failed_inactive_account"]
+    assert sum(entry["details"]["count"] for entry in aggregates) == 49
+    assert aggregates[0]["actor"] is None
+    assert set(aggregates[0]["details"]) == {"count", "window_start", "window_end"}
+    assert len([entry for entry in after if entry["action"] == "auth.login_failed"]) == 1
+    assert await counted_failures(sessionmaker, "auth.login_failed_inactive_account") == 1
+
+    verified = (await client.get("/api/v1/audit/verify", headers=auditor)).json()
+    assert verified["ok"] is True and verified["entries"] == after[0]["seq"]
+
+
+async def test_wrong_passwords_on_an_active_account_add_one_entry_per_lock_at_most(
+    app, client, staff, db_connection
+) -> None:
+    """Every failure that checked a password is logged, but the throttle bounds them: the
+    free attempts, then one per lock, and refusals while locked are not logged."""
+    auditor = await staff.headers_for(Role.AUDITOR)
+    target = await staff.create(Role.TRIAGE)
+    free_attempts = app.state.context.settings.auth.throttle_policy.free_attempts
+
+    async def hammer(times: int) -> None:
+        for _ in range(times):
+            response = await client.post(
+                "/api/v1/auth/token", data={"username": target.username, "password": "not the password at all"}
+            )
+            assert response.status_code in (401, 429)
+
+    async def logged() -> int:
+        failed = await audit_actions(client, auditor, action="auth.login_failed")
+        return len([entry for entry in failed if entry["actor"] == target.username])
+
+    await hammer(40)
+    assert await logged() == free_attempts
+    for lock in range(1, 4):  # each lock runs out; the next failure locks the account again
+        await db_connection.execute(
+            text("UPDATE staff_users SET locked_until = now() - interval '1 second' WHERE username = :username"),
+            {"username": target.username},
+        )
+        await hammer(20)
+        assert await logged() == free_attempts + lock
+    assert (await client.get("/api/v1/audit/verify", headers=auditor)).json()["ok"] is True
+
+
 async def test_the_audit_log_pages_and_filters(client, staff, sessionmaker) -> None:
     triage = await staff.headers_for(Role.TRIAGE)
     auditor = await staff.headers_for(Role.AUDITOR)

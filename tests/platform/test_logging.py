@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from app.platform.logging import JsonFormatter, PrivacyAwareStreamHandler, reporter_facing_var
+from tests.intake.helpers import report_body, reporter_headers, submit_ok
 
 CLIENT_ADDRESS = "203.0.113.77"
 USER_AGENT = "Mozilla/5.0 (UA-MARKER-5d1c)"
@@ -106,6 +107,48 @@ async def test_errors_on_staff_paths_keep_the_message(
     await client.post("/api/v1/cases/_explode")
     [error] = [entry for entry in entries(captured_logs) if entry["level"] == "ERROR"]
     assert error["exc_message"] == "staff-side failure detail"
+
+
+@pytest.fixture
+def sql_echo() -> Iterator[None]:
+    """Debug's SQL echo, as `configure_logging` turns it on (before the test's connection
+    is opened: a connection decides whether to echo when it is created)."""
+    engine_logger = logging.getLogger("sqlalchemy.engine.Engine")
+    previous_level = engine_logger.level
+    engine_logger.setLevel(logging.INFO)
+    yield
+    engine_logger.setLevel(previous_level)
+
+
+DURATION = re.compile(r"cached since|generated in|\d(?:\.\d+)?(?:e-?\d+)?s\b")
+
+
+async def test_debug_sql_echo_times_nothing_on_reporter_paths(
+    sql_echo: None, client: httpx.AsyncClient, captured_logs: io.StringIO
+) -> None:
+    """SQLAlchemy follows each statement with "[cached since 1.335s ago]", timed from the
+    statement's first run: held and coarsened or not, such a line on a reporter path
+    would give the gap to an earlier request to the millisecond."""
+    reporter_requests = set()
+    for n in range(2):  # the second run of each statement is "cached since" the first
+        receipt = await submit_ok(client, report_body(f"echo-{n}"))
+        headers = await reporter_headers(client, receipt)
+        response = await client.get("/api/v1/reporter/report", headers=headers)
+        assert response.status_code == 200
+        reporter_requests.add(response.headers["x-request-id"])
+    staff_requests = set()
+    for _ in range(2):
+        response = await client.post("/api/v1/auth/token", data={"username": "nobody-here", "password": "p"})
+        staff_requests.add(response.headers["x-request-id"])
+
+    echoed = [entry for entry in entries(captured_logs) if entry["logger"] == "sqlalchemy.engine.Engine"]
+    on_reporter_paths = [entry["msg"] for entry in echoed if entry.get("request_id") in reporter_requests]
+    assert any("SELECT" in msg for msg in on_reporter_paths)  # the statements are still echoed
+    assert [msg for msg in on_reporter_paths if DURATION.search(msg)] == []
+    # Staff paths keep the full echo, statistics included.
+    on_staff_paths = [entry["msg"] for entry in echoed if entry.get("request_id") in staff_requests]
+    assert any("SELECT" in msg for msg in on_staff_paths)
+    assert any("cached since" in msg for msg in on_staff_paths)
 
 
 @pytest.mark.parametrize(("reporter_facing", "expected"), [(False, "12:34:56.789Z"), (True, "12:00:00.000Z")])
