@@ -6,7 +6,10 @@ of slow clients stall every endpoint. So nothing is held between two chunks:
 
 - an upload is *staged*: its row belongs to the case only through `staging_case_id`, which
   no query of a case's attachments looks at (they all go by `case_id`), and its sealed
-  chunks are written as they arrive, each batch in a transaction of its own;
+  chunks are written as they arrive, each batch in a transaction of its own. Staging
+  reserves, under the case's lock, the room the file may take (no more than the body's
+  declared length), counting the uploads already staging at theirs, so parallel uploads
+  cannot store more than the report may hold while they last;
 - it is *published* in one short transaction that locks the case row, checks the
   per-report limits against the attachments already published (so they hold exactly
   under parallel uploads), and moves the row onto the case;
@@ -24,7 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import date, timedelta
 
-from sqlalchemy import BigInteger, cast, delete, func, insert, select, update
+from sqlalchemy import BigInteger, cast, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import AttachmentChunk, Case, CaseAttachment
@@ -53,21 +56,56 @@ async def published_usage(session: AsyncSession, case_id: uuid.UUID) -> tuple[in
     return int(count), int(total)
 
 
+async def usage_with_staging(session: AsyncSession, case_id: uuid.UUID) -> tuple[int, int]:
+    """Number and bytes of the case's published attachments and of its uploads still
+    staging (a staged row's `stored_bytes` is the room it reserved)."""
+    count, total = (
+        await session.execute(
+            select(func.count(), cast(func.coalesce(func.sum(CaseAttachment.stored_bytes), 0), BigInteger)).where(
+                or_(CaseAttachment.case_id == case_id, CaseAttachment.staging_case_id == case_id)
+            )
+        )
+    ).one()
+    return int(count), int(total)
+
+
+async def lock_case(session: AsyncSession, case_id: uuid.UUID) -> None:
+    """The case row's lock orders stagings and publications (and messages, and
+    transitions) on this case."""
+    if await session.scalar(select(Case.id).where(Case.id == case_id).with_for_update()) is None:
+        raise NotFound("This report no longer exists.")
+
+
 class AttachmentStore:
     def __init__(self, sessionmaker: SessionMaker):
         self.sessionmaker = sessionmaker
 
     async def usage(self, case_id: uuid.UUID) -> tuple[int, int]:
-        """Unlocked, so only a first answer: `publish` checks again under the lock."""
+        """Unlocked, so only a first answer: `stage` and `publish` check again under the lock."""
         async with own_transaction(self.sessionmaker) as session:
-            return await published_usage(session, case_id)
+            return await usage_with_staging(session, case_id)
 
-    async def stage(self, attachment: CaseAttachment, today: date) -> None:
-        """Writes the staged row, after clearing away staging abandoned long ago."""
+    async def stage(
+        self, attachment: CaseAttachment, today: date, limits: AttachmentLimits, *, at_most_bytes: int | None = None
+    ) -> int:
+        """Writes the staged row, after clearing away staging abandoned long ago, and
+        returns the room it reserves: what the report may still take once the attachments
+        published and those still staging (each counted at the room it reserved, held in
+        its `stored_bytes` until it is published) are set aside, and no more than
+        `at_most_bytes` (the request body's declared length) when that is known. Under the
+        case's lock, so parallel uploads cannot together stage more than the report may
+        hold."""
         assert attachment.case_id is None and attachment.staging_case_id is not None
+        case_id = attachment.staging_case_id
         async with own_transaction(self.sessionmaker) as session:
             await session.execute(delete(CaseAttachment).where(CaseAttachment.staged_on <= today - STALE_STAGING_AGE))
+            await lock_case(session, case_id)
+            room = limits.room(*await usage_with_staging(session, case_id))
+            if at_most_bytes is not None:
+                room = min(room, at_most_bytes)
+            attachment.stored_bytes = room
             session.add(attachment)
+        return room
 
     async def add_chunks(self, attachment_id: uuid.UUID, first_index: int, sealed_chunks: Sequence[bytes]) -> None:
         if not sealed_chunks:
@@ -96,10 +134,7 @@ class AttachmentStore:
         """Attaches the staged upload to its case, if the report still has room for `size`
         bytes; raises the limit's error otherwise (and publishes nothing)."""
         async with own_transaction(self.sessionmaker) as session:
-            # The lock orders publications (and messages, and transitions) on this case.
-            locked = await session.scalar(select(Case.id).where(Case.id == case_id).with_for_update())
-            if locked is None:
-                raise NotFound("This report no longer exists.")
+            await lock_case(session, case_id)
             limits.check_size(size, limits.room(*await published_usage(session, case_id)))
             published = await session.execute(
                 update(CaseAttachment)

@@ -86,7 +86,12 @@ async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: Re
 async def upload_attachment(
     request: Request, reporter: ReporterStreaming, service: ReporterServiceDep, now: Now
 ) -> AttachmentOut:
-    info = await service.add_attachment(reporter, multipart_events(request), now)
+    declared = request.headers.get("content-length", "")
+    # The body's declared length bounds the file's size (the server reads no more), so the
+    # upload reserves no more room than that; a chunked body reserves all the room left.
+    info = await service.add_attachment(
+        reporter, multipart_events(request), now, at_most_bytes=int(declared) if declared.isdigit() else None
+    )
     return AttachmentOut.model_validate(info)
 
 

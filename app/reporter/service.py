@@ -185,7 +185,12 @@ class ReporterService(Service):
         return message
 
     async def add_attachment(
-        self, context: ReporterContext, events: AsyncIterator[PartEvent], now: datetime
+        self,
+        context: ReporterContext,
+        events: AsyncIterator[PartEvent],
+        now: datetime,
+        *,
+        at_most_bytes: int | None = None,
     ) -> AttachmentInfo:
         """Seals the file as it streams in and stages it chunk by chunk, each write in a
         short transaction of its own, then publishes it under the case's lock once the
@@ -229,10 +234,10 @@ class ReporterService(Service):
             await write(sealer.feed(data))
 
         async def begin() -> None:
-            nonlocal media_type, staged
+            nonlocal media_type, staged, room
             media_type = check_file_type(media_type, bytes(pending)).media_type
             staged = True  # from here on, whatever happens, the staging is discarded
-            await store.stage(attachment, today)
+            room = await store.stage(attachment, today, limits, at_most_bytes=at_most_bytes)
             await feed(bytes(pending))
             pending.clear()
 

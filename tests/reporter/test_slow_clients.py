@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -61,13 +62,13 @@ async def staff_headers(client: httpx.AsyncClient, admin_token: str, role: Role)
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
-@pytest.fixture
-async def desk(
-    fresh_database_url: str, settings: Settings, password_hashing: PasswordHashing
+@asynccontextmanager
+async def open_desk(
+    fresh_database_url: str, settings: Settings, password_hashing: PasswordHashing, **limits: int
 ) -> AsyncIterator[SlowDesk]:
     admin = await create_admin(fresh_database_url, password_hashing)
     attachments = settings.intake.attachments.model_copy(
-        update={"chunk_bytes": 4096, "upload_timeout_seconds": UPLOAD_DEADLINE_SECONDS}
+        update={"chunk_bytes": 4096, "upload_timeout_seconds": UPLOAD_DEADLINE_SECONDS, **limits}
     )
     settings = settings.with_database_url(fresh_database_url).model_copy(
         update={
@@ -86,6 +87,15 @@ async def desk(
         yield SlowDesk(url, int(url.rsplit(":", 1)[1]), fresh_database_url, triage, reporter, case["id"])
 
 
+@pytest.fixture
+async def desk(
+    fresh_database_url: str, settings: Settings, password_hashing: PasswordHashing
+) -> AsyncIterator[SlowDesk]:
+    # Room for all the slow uploads at once (each reserves the 200 kB it declares).
+    async with open_desk(fresh_database_url, settings, password_hashing, max_per_case=2 * SLOW_UPLOADS) as desk:
+        yield desk
+
+
 async def rows(database_url: str, *models) -> list[int]:
     engine = create_async_engine(database_url)
     try:
@@ -95,8 +105,10 @@ async def rows(database_url: str, *models) -> list[int]:
         await engine.dispose()
 
 
-async def trickling_upload(port: int, token_header: str, *, silent: bool = False) -> tuple[bytes, float]:
-    """Announces a 200 kB PDF, then sends it 512 bytes at a time, five times a second (or,
+async def trickling_upload(
+    port: int, token_header: str, *, silent: bool = False, size: int = 200_000
+) -> tuple[bytes, float]:
+    """Announces a PDF of `size` bytes, then sends it 512 bytes at a time, five times a second (or,
     `silent`, nothing at all), until the server answers; returns the status line and
     headers of that answer, and how long it took to come."""
     started = time.monotonic()
@@ -112,7 +124,7 @@ async def trickling_upload(port: int, token_header: str, *, silent: bool = False
             "POST /api/v1/reporter/attachments HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Authorization: {token_header}\r\n"
             f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-            f"Content-Length: {len(preamble) + 200_000}\r\n\r\n"
+            f"Content-Length: {len(preamble) + size}\r\n\r\n"
         ).encode()
         + (b"" if silent else preamble)
     )
@@ -210,6 +222,40 @@ async def stalled_download(port: int, path: str, headers: dict[str, str]) -> tup
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
     await loop.sock_sendall(raw, ("\r\n".join(lines) + "\r\n\r\n").encode())
     return raw, await asyncio.wait_for(loop.sock_recv(raw, 1024), 30)
+
+
+async def test_parallel_uploads_reserve_their_room_while_they_stage(
+    fresh_database_url: str, settings: Settings, password_hashing: PasswordHashing
+) -> None:
+    """Thirty uploads of one receipt at once on a report that may hold 100 kB: only as many
+    stage as fit (each reserving the room it may grow to), the others are refused before
+    anything of theirs is stored, so parallel uploads cannot stage more than the report
+    may hold, however long they last."""
+    async with open_desk(
+        fresh_database_url, settings, password_hashing, max_bytes=60_000, max_total_bytes_per_case=100_000
+    ) as desk:
+        token = desk.reporter_headers["Authorization"]
+        uploads = [asyncio.create_task(trickling_upload(desk.port, token, size=55_000)) for _ in range(30)]
+        try:
+            await asyncio.sleep(2.0)  # every upload has sent its first bytes and staged, or been refused
+            refused = [upload.result()[0] for upload in uploads if upload.done()]
+            staged, chunks = await rows(desk.database_url, CaseAttachment, AttachmentChunk)
+            stored = await stored_chunk_bytes(desk.database_url)
+        finally:
+            for upload in uploads:
+                upload.cancel()
+    assert staged == 2  # the 55 kB the first declares, then the 45 kB left
+    assert len(refused) == 28 and all(answer.startswith(b"HTTP/1.1 409 ") for answer in refused), refused
+    assert stored <= 100_000 + chunks * 512  # sealing adds a little to each chunk
+
+
+async def stored_chunk_bytes(database_url: str) -> int:
+    engine = create_async_engine(database_url)
+    try:
+        async with async_sessionmaker(engine)() as session:
+            return await session.scalar(select(func.coalesce(func.sum(func.length(AttachmentChunk.sealed)), 0)))
+    finally:
+        await engine.dispose()
 
 
 async def test_slow_downloads_hold_no_pooled_connection(desk: SlowDesk) -> None:
