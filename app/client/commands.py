@@ -116,7 +116,8 @@ def case_document(case: OpenedCase) -> dict[str, Any]:
         attachments.append(
             {
                 **attachment.model_dump(mode="json", exclude={"sealed_meta"}),
-                **{name: meta.get(name) for name in ("filename", "media_type", "size_bytes")},
+                **{name: (meta or {}).get(name) for name in ("filename", "media_type", "size_bytes")},
+                "readable": meta is not None,
             }
         )
     return {
@@ -241,6 +242,13 @@ def cases_show(
                 f"{render.UNREADABLE_REASON}",
                 err=True,
             )
+    for attachment in document["attachments"]:
+        if not attachment["readable"]:
+            typer.echo(
+                f"cleanwindow: warning: attachment {attachment['id']} of case {case_id} does not open "
+                "(its sealed description is damaged); the rest of the case is shown",
+                err=True,
+            )
 
 
 @cases_cli.command("reply")
@@ -356,6 +364,10 @@ def cases_download(
         if attachment is None:
             raise ClientError(f"case {case.id} has no attachment {attachment_id}")
         meta = case.attachment_meta(attachment)
+        if meta is None:
+            raise ClientError(
+                f"attachment {attachment.id} of case {case.id} does not open (damaged); nothing written"
+            )
         with new_private_file(out) as file, api.attachment(case.id, attachment.id) as stream:
             written = case.write_attachment(
                 attachment, sealed_frames(stream, attachment.chunk_bytes), file

@@ -273,7 +273,7 @@ def case_text(document: dict[str, Any]) -> str:
         attachment_rows = [
             [
                 item["id"],
-                item["filename"],
+                item["filename"] if item.get("readable", True) else "[does not open]",
                 item["media_type"],
                 item["size_bytes"],
                 item["author"],

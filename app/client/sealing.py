@@ -69,14 +69,21 @@ class OpenedCase:
         except crypto.DecryptionFailed:
             return None
 
-    def attachment_meta(self, attachment: SealedAttachment) -> dict[str, Any]:
-        plaintext = self._open(
-            attachment.sealed_meta,
-            crypto.PURPOSE_ATTACHMENT_META,
-            attachment.id,
-            f"attachment {attachment.id}",
-        )
-        return json.loads(plaintext)
+    def attachment_meta(self, attachment: SealedAttachment) -> dict[str, Any] | None:
+        """None when the attachment's description does not open (damaged in the
+        database): the case's other attachments and messages are shown all the same."""
+        try:
+            plaintext = crypto.open_sealed(
+                self.content_key,
+                attachment.sealed_meta,
+                purpose=crypto.PURPOSE_ATTACHMENT_META,
+                case_id=self.id,
+                item_id=attachment.id,
+            )
+            meta = json.loads(plaintext)
+        except (crypto.DecryptionFailed, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
 
     def seal_message(self, message_id: uuid.UUID, body: str) -> bytes:
         return crypto.seal_message(

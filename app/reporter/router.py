@@ -97,7 +97,7 @@ async def upload_attachment(
 
 @router.get(
     "/attachments/{attachment_id}",
-    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(401, 404)},
+    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(401, 404, 409)},
     response_class=StreamingResponse,
     summary="Download one of the report's attachments, decrypted as it streams out",
 )

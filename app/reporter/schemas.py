@@ -54,11 +54,14 @@ class AttachmentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    filename: str
-    media_type: str
-    size_bytes: int
+    filename: str | None = Field(description="Null when the attachment does not open (`readable` false).")
+    media_type: str | None
+    size_bytes: int | None
     uploaded_on: date
     author: Literal["reporter", "staff"]
+    readable: bool = Field(
+        True, description="False when the attachment's sealed description does not open (damaged)."
+    )
 
 
 class ReporterReport(BaseModel):

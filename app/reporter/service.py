@@ -29,7 +29,7 @@ from app.domain import crypto
 from app.domain.attachments import SNIFF_BYTES, UploadTooSlow, check_file_type, clean_filename
 from app.domain.budgets import RECEIPT_FAILURES, window_start
 from app.domain.clock import organisation_date
-from app.domain.errors import DomainError, NotAuthenticated, NotFound, TooManyAttempts
+from app.domain.errors import Conflict, DomainError, NotAuthenticated, NotFound, TooManyAttempts
 from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
 from app.domain.triage import public_status
 from app.intake.repository import IntakeRepository
@@ -59,11 +59,19 @@ class ReporterContext:
 @dataclass(frozen=True)
 class AttachmentInfo:
     id: uuid.UUID
-    filename: str
-    media_type: str
-    size_bytes: int
+    filename: str | None
+    media_type: str | None
+    size_bytes: int | None
     uploaded_on: date
     author: str
+    # False: its sealed description does not open (damaged in the database); the
+    # report's other attachments and messages are shown all the same.
+    readable: bool = True
+
+
+class AttachmentUnreadable(Conflict):
+    slug = "attachment-unreadable"
+    title = "This attachment does not open"
 
 
 class ReporterService(Service):
@@ -292,6 +300,11 @@ class ReporterService(Service):
         if attachment is None:
             raise NotFound("This report has no such attachment.")
         info = attachment_info(context.content_key, attachment)
+        if not info.readable:
+            raise AttachmentUnreadable(
+                "This attachment's sealed description does not open, so the file cannot be "
+                "served; the report's other attachments are not affected."
+            )
         chunks = AttachmentStore(self.context.sessionmaker).sealed_chunks(attachment)
 
         async def plaintext() -> AsyncIterator[bytes]:
@@ -349,15 +362,25 @@ def open_message(content_key: bytes, message: CaseMessage) -> dict:
 
 
 def attachment_info(content_key: bytes, attachment: CaseAttachment) -> AttachmentInfo:
-    meta = json.loads(
-        crypto.open_sealed(
-            content_key,
-            attachment.sealed_meta,
-            purpose=crypto.PURPOSE_ATTACHMENT_META,
-            case_id=attachment.case_id,
-            item_id=attachment.id,
+    """Opened on its own, like a message: one damaged attachment must not lock the
+    reporter out of the whole report."""
+    try:
+        meta = json.loads(
+            crypto.open_sealed(
+                content_key,
+                attachment.sealed_meta,
+                purpose=crypto.PURPOSE_ATTACHMENT_META,
+                case_id=attachment.case_id,
+                item_id=attachment.id,
+            )
         )
-    )
-    return AttachmentInfo(
-        attachment.id, meta["filename"], meta["media_type"], meta["size_bytes"], attachment.uploaded_on, attachment.author
-    )
+        return AttachmentInfo(
+            attachment.id,
+            meta["filename"],
+            meta["media_type"],
+            meta["size_bytes"],
+            attachment.uploaded_on,
+            attachment.author,
+        )
+    except (crypto.DecryptionFailed, ValueError, KeyError, TypeError):
+        return AttachmentInfo(attachment.id, None, None, None, attachment.uploaded_on, attachment.author, readable=False)

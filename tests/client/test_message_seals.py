@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.cases.models import CaseMessage
+from app.cases.models import CaseAttachment, CaseMessage
 from app.domain import crypto
 from tests.client.helpers import Desk
 
@@ -172,3 +172,46 @@ async def test_a_message_sealed_the_old_way_opens_marked_unverified(desk: Desk) 
     text = show(desk).stdout
     assert "예전 답장" in text and "New reply." in text
     assert text.count("[author unverified: sealed before authors were bound]") == 1
+
+
+async def test_show_marks_a_damaged_attachment_and_download_refuses_it_in_one_line(desk: Desk, tmp_path) -> None:
+    async with httpx.AsyncClient(base_url=desk.server.url) as client:
+        session = await client.post("/api/v1/reporter/sessions", json={"receipt": desk.receipt})
+        assert session.status_code == 201, session.text
+        reporter = {"Authorization": f"Bearer {session.json()['token']}"}
+        ids = []
+        for name in ("kept.txt", "damaged.txt"):
+            uploaded = await client.post(
+                "/api/v1/reporter/attachments", files={"file": (name, b"evidence " + name.encode(), "text/plain")},
+                headers=reporter,
+            )  # fmt: skip
+            assert uploaded.status_code == 201, uploaded.text
+            ids.append(uploaded.json()["id"])
+    kept, damaged = ids
+    engine = create_async_engine(desk.server.database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(CaseAttachment).where(CaseAttachment.id == uuid.UUID(damaged)).values(sealed_meta=os.urandom(600))
+            )
+    finally:
+        await engine.dispose()
+
+    text = show(desk)
+    assert desk.marker in text.stdout and "kept.txt" in text.stdout and "[does not open]" in text.stdout
+    assert f"attachment {damaged} of case {desk.case_id} does not open" in text.stderr
+    document = json.loads(show(desk, "--json").stdout)
+    assert {a["id"]: (a["filename"], a["readable"]) for a in document["attachments"]} == {
+        kept: ("kept.txt", True),
+        damaged: (None, False),
+    }
+
+    refused = desk.server.cli(
+        "cases", "download", desk.case_id, damaged, "--key", str(desk.triage.key_path), "--out", str(tmp_path / "f"),
+        token=desk.triage.token,
+    )  # fmt: skip
+    assert refused.exit_code == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        f"cleanwindow: attachment {damaged} of case {desk.case_id} does not open (damaged); nothing written"
+    )
+    assert not (tmp_path / "f").exists()

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.cases.models import CaseMessage
+from app.cases.models import CaseAttachment, CaseMessage
 from app.domain import crypto
 from app.domain.staff import Role
 from app.staff.models import StaffUser
@@ -188,3 +188,43 @@ async def test_a_staff_message_in_another_seal_format_is_refused(
     assert response.headers["content-type"] == "application/problem+json"
     assert "update cleanwindow" in response.json()["detail"]
     assert await db_connection.scalar(select(func.count()).select_from(CaseMessage)) == 0
+
+
+async def upload(client: httpx.AsyncClient, headers: dict[str, str], name: str, body: bytes) -> str:
+    response = await client.post(
+        "/api/v1/reporter/attachments", files={"file": (name, body, "text/plain")}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+async def test_a_damaged_attachment_leaves_the_rest_of_the_report_readable(
+    client: httpx.AsyncClient, db_connection: AsyncConnection, thread: Thread
+) -> None:
+    """The same promise for attachments: a description that does not open (a database
+    writer changed a bit) is marked, the rest is shown, and the file is refused with a
+    4xx, never a 500."""
+    good = await upload(client, thread.reporter_headers, "kept.txt", b"a receipt for 3,000,000 won")
+    damaged = await upload(client, thread.reporter_headers, "damaged.txt", b"the second invoice")
+    sealed_meta = await db_connection.scalar(
+        select(CaseAttachment.sealed_meta).where(CaseAttachment.id == uuid.UUID(damaged))
+    )
+    flipped = sealed_meta[:-1] + bytes([sealed_meta[-1] ^ 1])
+    await db_connection.execute(
+        update(CaseAttachment).where(CaseAttachment.id == uuid.UUID(damaged)).values(sealed_meta=flipped)
+    )
+
+    for _ in range(2):  # and on every later visit
+        report = await client.get("/api/v1/reporter/report", headers=thread.reporter_headers)
+        assert report.status_code == 200, report.text
+        attachments = {item["id"]: item for item in report.json()["attachments"]}
+        assert (attachments[good]["filename"], attachments[good]["readable"]) == ("kept.txt", True)
+        assert attachments[damaged]["readable"] is False
+        assert attachments[damaged]["filename"] is None and attachments[damaged]["size_bytes"] is None
+
+    refused = await client.get(f"/api/v1/reporter/attachments/{damaged}", headers=thread.reporter_headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "urn:cleanwindow:problem:attachment-unreadable"
+    kept = await client.get(f"/api/v1/reporter/attachments/{good}", headers=thread.reporter_headers)
+    assert kept.status_code == 200 and kept.content == b"a receipt for 3,000,000 won"
