@@ -19,6 +19,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -71,16 +73,24 @@ def _async_url(raw: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a maintenance database on the PostgreSQL server the suite uses."""
+def postgres_server_url() -> Iterator[str]:
+    """URL of a maintenance database on the PostgreSQL server the suite uses.
+
+    The embedded server's folder is a temporary folder of its own, not one under pytest's
+    base temporary folder: a second pytest run on the machine deletes all but the three
+    newest of those when it starts, and with them this run's database."""
     given = os.environ.get("TEST_DATABASE_URL")
     if given:
         yield _async_url(given)
         return
     from app.db.embedded import embedded_postgres
 
-    with embedded_postgres(tmp_path_factory.mktemp("embedded-pg"), database="postgres") as url:
-        yield url
+    folder = Path(tempfile.mkdtemp(prefix="cw-suite-pg-"))
+    try:
+        with embedded_postgres(folder, database="postgres") as url:
+            yield url
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def database_url_named(server_url: str, name: str) -> str:
