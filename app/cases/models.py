@@ -111,6 +111,7 @@ class CaseMessage(UUIDPrimaryKey, Base):
         CheckConstraint("(author = 'staff') = (staff_user_id IS NOT NULL)", name="staff_has_user"),
         # A reporter's message gets a date only; a staff message may carry its exact time.
         CheckConstraint("author = 'staff' OR sent_at IS NULL", name="reporter_time_coarse"),
+        CheckConstraint("seal_format IN (1, 2)", name="seal_format"),
         UniqueConstraint("case_id", "seq", name="uq_case_messages_case_id_seq"),
     )
 
@@ -121,6 +122,10 @@ class CaseMessage(UUIDPrimaryKey, Base):
     sent_on: Mapped[date]
     sent_at: Mapped[datetime | None]
     sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+    # The format the body is sealed in: readers open it in that format only, so a body
+    # sealed without its author (format 1, before authors were bound) cannot pass for a
+    # newer message. Rows from before the column existed are 1.
+    seal_format: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
 
 
 class CaseAttachment(UUIDPrimaryKey, Base):

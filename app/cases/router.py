@@ -109,6 +109,7 @@ async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseService
                 sent_on=message.sent_on,
                 sent_at=message.sent_at,
                 sealed_body=message.sealed_body,
+                seal_format=message.seal_format,
             )
             for message, author in view.messages
         ],

@@ -66,6 +66,10 @@ class SealedMessageOut(BaseModel):
     sent_on: date
     sent_at: datetime | None = Field(description="Staff messages only; a reporter's message carries a date.")
     sealed_body: Sealed
+    seal_format: Literal[1, 2] = Field(
+        description="2: sealed with its author bound in; 1: sealed before authors were bound (its "
+        "author rests on the database's word). Open it in this format only."
+    )
 
 
 class SealedAttachmentOut(BaseModel):

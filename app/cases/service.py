@@ -292,6 +292,7 @@ class CaseService(Service):
             sent_on=organisation_date(now, self.zone),
             sent_at=now,
             sealed_body=sealed_body,
+            seal_format=crypto.MESSAGE_SEAL_FORMAT,  # the request's, checked by its schema
         )
         try:
             async with self.session.begin_nested():

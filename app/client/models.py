@@ -65,6 +65,8 @@ class SealedMessage(Answer):
     sent_on: date
     sent_at: datetime | None = None
     sealed_body: Sealed
+    # None from a service that does not say: then both formats are tried, as before.
+    seal_format: int | None = None
 
 
 class SealedAttachment(Answer):

@@ -65,6 +65,7 @@ class OpenedCase:
                 case_id=self.id,
                 message_id=message.id,
                 author=message.author,
+                seal_format=message.seal_format,
             )
         except crypto.DecryptionFailed:
             return None

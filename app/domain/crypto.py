@@ -287,16 +287,30 @@ class OpenedMessage:
 
 
 def open_message(
-    content_key: bytes, sealed: bytes, *, case_id: uuid.UUID, message_id: uuid.UUID, author: str
+    content_key: bytes,
+    sealed: bytes,
+    *,
+    case_id: uuid.UUID,
+    message_id: uuid.UUID,
+    author: str,
+    seal_format: int | None = None,
 ) -> OpenedMessage:
-    """Opens a message as written by `author` (format 2), else as a format 1 message.
-    DecryptionFailed when it opens as neither, or is not UTF-8 text: a staff client's seal
+    """Opens a message in the format it is stored as: 2, as written by `author`; 1, as a
+    message from before authors were bound (author unverified). With the format unknown
+    (None: an answer from a service older than the stored format), tries 2, then 1.
+    DecryptionFailed when it does not open, or is not UTF-8 text: a staff client's seal
     reaches the server unchecked, so every reader must expect one that does not open."""
     where = {"case_id": case_id, "item_id": message_id}
+    if seal_format not in (None, 1, MESSAGE_SEAL_FORMAT):
+        raise DecryptionFailed(f"Unknown message seal format {seal_format}.")
     try:
+        if seal_format == 1:
+            raise DecryptionFailed("Sealed in format 1.")
         plaintext = open_sealed(content_key, sealed, purpose=message_purpose(author), **where)
         author_verified = True
     except DecryptionFailed:
+        if seal_format == MESSAGE_SEAL_FORMAT:
+            raise
         plaintext = open_sealed(content_key, sealed, purpose=PURPOSE_MESSAGE, **where)
         author_verified = False
     try:

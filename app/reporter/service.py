@@ -185,6 +185,7 @@ class ReporterService(Service):
             seq=await self.content.next_message_seq(case.id),
             author="reporter",
             sent_on=organisation_date(now, self.settings.zone),
+            seal_format=crypto.MESSAGE_SEAL_FORMAT,
         )
         message.sealed_body = crypto.seal_message(
             context.content_key, body, case_id=case.id, message_id=message.id, author=message.author
@@ -354,7 +355,12 @@ def open_message(content_key: bytes, message: CaseMessage) -> dict:
     whole mailbox."""
     try:
         opened = crypto.open_message(
-            content_key, message.sealed_body, case_id=message.case_id, message_id=message.id, author=message.author
+            content_key,
+            message.sealed_body,
+            case_id=message.case_id,
+            message_id=message.id,
+            author=message.author,
+            seal_format=message.seal_format,
         )
     except crypto.DecryptionFailed:
         return {"body": None, "readable": False, "author_verified": False}

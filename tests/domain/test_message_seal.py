@@ -50,3 +50,17 @@ def test_a_message_moved_to_another_id_or_case_does_not_open_in_either_format() 
 def test_only_known_authors_are_sealed() -> None:
     with pytest.raises(ValueError):
         crypto.seal_message(crypto.new_content_key(), "hi", case_id=CASE, message_id=MESSAGE, author="admin")
+
+
+def test_a_message_opens_only_in_the_format_stored_with_it() -> None:
+    key = crypto.new_content_key()
+    where = {"case_id": CASE, "message_id": MESSAGE, "author": "staff"}
+    new = crypto.seal_message(key, "new", case_id=CASE, message_id=MESSAGE, author="staff")
+    old = crypto.seal(key, b"old", purpose=crypto.PURPOSE_MESSAGE, case_id=CASE, item_id=MESSAGE)
+    assert crypto.open_message(key, new, **where, seal_format=2) == crypto.OpenedMessage("new", True)
+    assert crypto.open_message(key, old, **where, seal_format=1) == crypto.OpenedMessage("old", False)
+    for sealed, stored_as in ((old, 2), (new, 1), (new, 3)):
+        with pytest.raises(crypto.DecryptionFailed):
+            crypto.open_message(key, sealed, **where, seal_format=stored_as)
+    # A service that does not say which (older than the stored format): both are tried.
+    assert crypto.open_message(key, old, **where).author_verified is False

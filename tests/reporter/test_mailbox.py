@@ -160,7 +160,7 @@ async def test_staff_reply_reaches_the_reporter_and_reporter_message_reaches_sta
         assert reporter_message.sent_at is None  # a reporter's message carries a date only
         reply = CaseMessage(
             id=uuid.uuid4(), case_id=case.id, seq=2, author="staff", staff_user_id=officer.id,
-            sent_on=organisation_today(), sent_at=datetime.now(UTC),
+            sent_on=organisation_today(), sent_at=datetime.now(UTC), seal_format=crypto.MESSAGE_SEAL_FORMAT,
         )
         reply.sealed_body = crypto.seal_message(
             content_key, "언제 받으셨나요? When did you receive it?", case_id=case.id, message_id=reply.id, author="staff"

@@ -190,6 +190,28 @@ async def test_a_staff_message_in_another_seal_format_is_refused(
     assert await db_connection.scalar(select(func.count()).select_from(CaseMessage)) == 0
 
 
+async def test_a_format_1_seal_posted_as_format_2_does_not_open(
+    client: httpx.AsyncClient, db_connection: AsyncConnection, thread: Thread
+) -> None:
+    """Each message is opened in the format stored with it: a body sealed without its
+    author can no longer pass for a new message (where a database writer could then give
+    it another author), and marking a new message as format 1 in the database does not
+    help either."""
+    claimed = uuid.uuid4()
+    old_seal = crypto.seal(
+        thread.content_key, b"no author bound", purpose=crypto.PURPOSE_MESSAGE, case_id=thread.case_id, item_id=claimed
+    )
+    await thread.post_staff_message(client, old_seal, claimed)
+    downgraded = await thread.reply(client, "Sealed with its author.")
+    await db_connection.execute(update(CaseMessage).where(CaseMessage.id == downgraded).values(seal_format=1))
+
+    messages = await thread.mailbox(client)
+    assert [(m["id"], m["body"], m["readable"]) for m in messages] == [
+        (str(claimed), None, False),
+        (str(downgraded), None, False),
+    ]
+
+
 async def upload(client: httpx.AsyncClient, headers: dict[str, str], name: str, body: bytes) -> str:
     response = await client.post(
         "/api/v1/reporter/attachments", files={"file": (name, body, "text/plain")}, headers=headers
