@@ -22,6 +22,21 @@ from tests.intake.helpers import report_body, reporter_headers, submit_ok
 PROBLEM = "application/problem+json"
 
 
+async def give_a_key(sessionmaker, case_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """A (placeholder) sealed content key for the user, so the server lets them message."""
+    async with sessionmaker() as session:
+        session.add(
+            CaseKey(
+                case_id=case_id,
+                recipient_kind="staff",
+                staff_user_id=user_id,
+                recipient_fingerprint="f" * 39,
+                sealed_key=b"\0" * crypto.SEALED_CONTENT_KEY_BYTES,
+            )
+        )
+        await session.commit()
+
+
 async def case_state(sessionmaker, case_id) -> tuple[str, int, int, int]:
     """(state, version, history rows, transition audit entries) straight from the database."""
     async with sessionmaker() as session:
@@ -265,17 +280,7 @@ async def test_next_due_follows_every_step_and_drives_the_overdue_filter(client,
     investigator = await staff.create(Role.INVESTIGATOR)
     category = f"cat-{uuid.uuid4().hex[:6]}"
     case = await insert_case(sessionmaker, category=category, received_on=days_ago(200), acknowledge_due_on=days_ago(193))
-    async with sessionmaker() as session:
-        session.add(
-            CaseKey(
-                case_id=case.id,
-                recipient_kind="staff",
-                staff_user_id=triage_user.id,
-                recipient_fingerprint="f" * 39,
-                sealed_key=b"\0" * crypto.SEALED_CONTENT_KEY_BYTES,
-            )
-        )
-        await session.commit()
+    await give_a_key(sessionmaker, case.id, triage_user.id)
 
     async def check(expect_overdue: bool) -> None:
         stored = await stored_deadline_fields(sessionmaker, case.id)
@@ -323,17 +328,7 @@ async def test_overdue_and_the_day_of_an_act_turn_at_the_organisation_s_midnight
     category = f"cat-{uuid.uuid4().hex[:6]}"
     case = await insert_case(sessionmaker, category=category, received_on=date(2026, 11, 20))
     assert case.acknowledge_due_on == date(2026, 11, 27)
-    async with sessionmaker() as session:
-        session.add(
-            CaseKey(
-                case_id=case.id,
-                recipient_kind="staff",
-                staff_user_id=triage_user.id,
-                recipient_fingerprint="f" * 39,
-                sealed_key=b"\0" * crypto.SEALED_CONTENT_KEY_BYTES,
-            )
-        )
-        await session.commit()
+    await give_a_key(sessionmaker, case.id, triage_user.id)
 
     async def seen() -> tuple[bool, list[str], bool, dict]:
         listed = (await client.get("/api/v1/cases", params={"category": category}, headers=triage)).json()
