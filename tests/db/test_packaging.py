@@ -1,4 +1,5 @@
-"""The wheel the Docker image installs carries the migrations the service runs."""
+"""The wheel the Docker image installs carries the migrations the service runs and the
+drill scenario library."""
 
 from __future__ import annotations
 
@@ -24,4 +25,5 @@ def test_the_wheel_contains_every_migration(project_root: Path, tmp_path: Path) 
     assert "app/migrations/env.py" in names
     assert "app/migrations/script.py.mako" in names
     assert {f"app/migrations/versions/{name}" for name in revisions} <= names
+    assert "app/drills/scenarios.yaml" in names
     assert not any("__pycache__" in name or name.startswith("tests/") for name in names)
