@@ -8,9 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api.deps import get_session
+from app.audit import router as audit
+from app.cases import router as cases
 from app.context import AppContext
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
 from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
+from app.drills import router as drills
+from app.intake import router as intake
+from app.intake.routing import warn_about_unreadable_channels
 from app.platform import health
 from app.platform.middleware import (
     BodySizeLimitMiddleware,
@@ -19,10 +24,6 @@ from app.platform.middleware import (
 )
 from app.platform.openapi import install_openapi
 from app.platform.problems import install_problem_handlers
-from app.audit import router as audit
-from app.cases import router as cases
-from app.intake import router as intake
-from app.intake.routing import warn_about_unreadable_channels
 from app.reporter import router as reporter
 from app.settings import Settings
 from app.staff import router as staff
@@ -99,4 +100,5 @@ def create_app(
     app.include_router(reporter.router)
     app.include_router(cases.router)
     app.include_router(audit.router)
+    app.include_router(drills.router)
     return app

@@ -3,8 +3,22 @@ Alembic and the migration tests). It lives above `app.db`: the database layer im
 feature; a new package with tables adds its models here."""
 
 from app.audit.models import AuditEntry, AuditHead, AuditWindowCount
-from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
+from app.cases.models import (
+    AttachmentChunk,
+    Case,
+    CaseAttachment,
+    CaseKey,
+    CaseMessage,
+    CaseTransition,
+)
 from app.db.base import Base
+from app.drills.models import (
+    DrillCampaign,
+    DrillCampaignTransition,
+    DrillCase,
+    DrillEffect,
+    DrillParticipantCode,
+)
 from app.intake.models import Installation, IntakeBudget
 from app.staff.models import StaffToken, StaffUser
 
@@ -19,6 +33,11 @@ __all__ = [
     "CaseKey",
     "CaseMessage",
     "CaseTransition",
+    "DrillCampaign",
+    "DrillCampaignTransition",
+    "DrillCase",
+    "DrillEffect",
+    "DrillParticipantCode",
     "Installation",
     "IntakeBudget",
     "StaffToken",

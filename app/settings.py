@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.attachments import AttachmentLimits
@@ -152,6 +160,12 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, ge=1024)
 
 
+class DrillSettings(BaseModel):
+    # A scorecard's cohort with fewer participant codes than this is folded into "other",
+    # so no row describes a handful of people.
+    cohort_threshold: int = Field(5, ge=1, le=1000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLEANWINDOW_",
@@ -190,6 +204,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     intake: IntakeSettings = IntakeSettings()
     http: HttpSettings = HttpSettings()
+    drills: DrillSettings = DrillSettings()
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -11,7 +11,18 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, UUIDPrimaryKey
@@ -48,7 +59,13 @@ class Case(UUIDPrimaryKey, Base):
         # walked in queue order when many of them are overdue, by due date when few are.
         Index("ix_cases_waiting_queue", "received_on", "id", postgresql_where=text("next_due_on IS NOT NULL")),
         Index("ix_cases_next_due", "next_due_on", postgresql_where=text("next_due_on IS NOT NULL")),
-        Index("ix_cases_drill_queue", "received_on", "id", postgresql_where=text("is_drill")),
+        # The queue's `drill` filter walks what staff are shown, never the hidden flag.
+        Index("ix_cases_drill_queue", "received_on", "id", postgresql_where=text("shown_as_drill")),
+        # A drill case always belongs to a campaign, a real case never does; a trigger
+        # (migration 3f1d2c4b5a60) refuses any later change of the three drill columns.
+        CheckConstraint("is_drill = (drill_campaign_id IS NOT NULL)", name="drill_has_campaign"),
+        CheckConstraint("is_drill OR NOT shown_as_drill", name="shown_as_drill_is_drill"),
+        Index("ix_cases_drill_campaign_id", "drill_campaign_id", postgresql_where=text("is_drill")),
     )
 
     channel: Mapped[str] = mapped_column(String(16))
@@ -58,6 +75,12 @@ class Case(UUIDPrimaryKey, Base):
     state: Mapped[str] = mapped_column(String(16), default=CaseState.RECEIVED.value)
     version: Mapped[int] = mapped_column(default=1)
     is_drill: Mapped[bool] = mapped_column(default=False, server_default="false")
+    drill_campaign_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("drill_campaigns.id", ondelete="RESTRICT")
+    )
+    # What staff see as the drill flag: true for an announced campaign's cases, false for
+    # real cases and for a blind campaign's (purged at close, so never unmasked).
+    shown_as_drill: Mapped[bool] = mapped_column(default=False, server_default="false")
     received_on: Mapped[date]
     acknowledge_due_on: Mapped[date]
     feedback_due_on: Mapped[date]

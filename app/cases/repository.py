@@ -36,6 +36,12 @@ class QueuePosition:
     id: uuid.UUID
 
 
+def real_cases() -> ColumnElement[bool]:
+    """The one definition of the cases that count: statistics, deadline compliance and
+    every export or dashboard filter by it, so a drill case is never counted."""
+    return Case.is_drill.is_(False)
+
+
 def overdue_condition(today: date) -> ColumnElement[bool]:
     """`triage.Deadlines.overdue` over the stored `next_due_on`."""
     return Case.next_due_on < today
@@ -75,8 +81,9 @@ class CaseRepository:
         if filters.assignee_id is not None:
             query = query.where(Case.assignee_id == filters.assignee_id)
         if filters.drill is not None:
-            # `= true`, not `IS true`: only the former matches the partial index on drills.
-            query = query.where(Case.is_drill == filters.drill)
+            # What staff are shown, never the hidden flag: a blind drill's case is found
+            # with the real ones. `= true`, not `IS true`, matches the partial index.
+            query = query.where(Case.shown_as_drill == filters.drill)
         if filters.overdue is True:
             # The IS NOT NULL is implied, but spelled out it lets the planner match the
             # partial index of waiting cases.
@@ -122,7 +129,7 @@ class CaseRepository:
         return {row.id: row.username for row in rows}
 
     async def real_case_counts(self) -> tuple[dict[str, int], dict[str, int]]:
-        real = Case.is_drill.is_(False)
+        real = real_cases()
         by_state = await self.session.execute(select(Case.state, func.count()).where(real).group_by(Case.state))
         by_category = await self.session.execute(
             select(Case.category, func.count()).where(real).group_by(Case.category)
@@ -144,7 +151,7 @@ class CaseRepository:
         feedback = outcome(Case.feedback_given_on, Case.feedback_due_on).label("feedback")
         rows = await self.session.execute(
             select(acknowledgement, feedback, func.count())
-            .where(Case.is_drill.is_(False))
+            .where(real_cases())
             .group_by(acknowledgement, feedback)
         )
         totals: dict[str, dict[str, int]] = {

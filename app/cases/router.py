@@ -43,6 +43,8 @@ def summary(view: CaseView) -> dict:
     case = view.case
     return {
         **{name: getattr(case, name) for name in CaseSummary.model_fields if hasattr(case, name)},
+        # A blind drill's cases look real to staff until the campaign closes (and purges them).
+        "is_drill": case.shown_as_drill,
         "assignee": view.assignee,
         "overdue": view.overdue,
     }

@@ -39,6 +39,7 @@ from app.domain.triage import (
     feedback_due,
     may_see_case,
 )
+from app.drills.effects import ExternalEffect, ExternalEffects
 from app.staff.models import StaffUser
 
 STATS_ROLES = frozenset({Role.TRIAGE, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
@@ -243,6 +244,9 @@ class CaseService(Service):
             )
         )
         await self.session.flush()
+        if request.action is Action.REFER:
+            # Staff make the referral themselves; for a drill case it is only recorded.
+            await ExternalEffects(self.session).happen(ExternalEffect.REFERRAL, case.id, case.drill_campaign_id, now)
         await self.audit.record(
             AuditAction.CASE_TRANSITION,
             now,

@@ -18,7 +18,8 @@ own, apart from the request's, and they all open it with `own_transaction` (or
   installation's receipt salt (`ReporterService.open_session`);
 - intake's pre-checks: the salt, an earlier report with the same `Idempotency-Key`, a
   reused challenge, read before the receipt is hashed so that no connection is held
-  while Argon2 runs (`IntakeService.submit`);
+  while Argon2 runs, and a drill token checked (`IntakeService.submit`); a coordinator's
+  campaign looked up before an injection (`IntakeService.inject`);
 - attachment uploads: the reporter's session is checked in a transaction that ends at
   once (`ReporterService.authenticate_briefly`), then the file is staged chunk by chunk,
   each write in a short transaction, and published under the case's row lock in one

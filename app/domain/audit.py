@@ -38,6 +38,11 @@ class AuditAction(StrEnum):
     CASE_TRANSITION = "case.transition"
     CASE_MESSAGE = "case.message"
     CASE_GRANT = "case.grant"
+    DRILL_CREATED = "drill.created"
+    DRILL_TRANSITION = "drill.transition"
+    DRILL_CODES_ISSUED = "drill.codes_issued"
+    # Close: the scorecard frozen and the campaign's cases purged, with their number.
+    DRILL_PURGED = "drill.purged"
 
 
 # Events counted rather than logged one by one are counted per window this long.

@@ -3,17 +3,21 @@ the contract names."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 
-from app.api.deps import Now, SettingsDep
+from app.api.deps import Now, SettingsDep, require_roles
 from app.domain.attachments import FILE_TYPES
 from app.domain.intake import CHANNEL_LABELS, Language
+from app.domain.staff import Role
 from app.intake.deps import IntakeServiceDep
 from app.intake.schemas import (
     AttachmentLimits,
     ChallengeOut,
+    Injected,
+    InjectIn,
     IntakeForm,
     OptionOut,
     ProofOfWorkSettings,
@@ -21,6 +25,7 @@ from app.intake.schemas import (
     SubmittedReport,
 )
 from app.platform.problems import problem_responses
+from app.staff.models import StaffUser
 
 router = APIRouter(prefix="/api/v1", tags=["intake"])
 
@@ -76,7 +81,12 @@ async def submit_report(
         Header(description="A random string (a UUID) chosen by the client: a retry with the "
                "same key returns the same receipt and creates no second report."),
     ] = None,
-    x_drill_token: Annotated[str | None, Header(description="Drill campaigns' injection token.")] = None,
+    x_drill_token: Annotated[
+        str | None,
+        Header(description="A drill campaign's injection token or a participant code: the report "
+               "becomes a drill case of that campaign. An invalid one is refused (403), never "
+               "taken as a real report."),
+    ] = None,
 ) -> SubmittedReport:
     submitted = await service.submit(
         submission, idempotency_key=idempotency_key, drill_token=x_drill_token, now=now
@@ -85,3 +95,24 @@ async def submit_report(
     if submitted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return SubmittedReport(receipt=submitted.receipt, received_on=submitted.received_on)
+
+
+@router.post(
+    "/drills/{campaign_id}/inject",
+    response_model=Injected,
+    status_code=status.HTTP_201_CREATED,
+    tags=["drills"],
+    responses=problem_responses(401, 403, 404, 422, 503),
+    summary="Run a scenario through the intake path as a drill report; the answer holds its receipt",
+)
+async def inject(
+    campaign_id: uuid.UUID,
+    body: InjectIn,
+    service: IntakeServiceDep,
+    coordinator: Annotated[StaffUser, Depends(require_roles(Role.DRILL_COORDINATOR))],
+    response: Response,
+    now: Now,
+) -> Injected:
+    injected = await service.inject(campaign_id, coordinator.id, body.scenario, now)
+    response.headers["Cache-Control"] = "no-store"
+    return Injected(receipt=injected.receipt, received_on=injected.received_on, scenario=injected.scenario)

@@ -127,3 +127,15 @@ class IntakeForm(BaseModel):
     proof_of_work: ProofOfWorkSettings
     attachments: AttachmentLimits
     limits: FieldLimits = FieldLimits()
+
+
+class InjectIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: int | None = Field(None, ge=1, strict=True, description="Default: the next in turn.")
+
+
+class Injected(BaseModel):
+    receipt: str = Field(description="The drill report's receipt (shown only here): play the reporter with it.")
+    received_on: date
+    scenario: int = Field(description="The scenario injected.")

@@ -21,18 +21,14 @@ from app.context import AppContext, Service
 from app.domain import crypto, pow
 from app.domain.budgets import SUBMISSIONS, window_start
 from app.domain.clock import organisation_date
-from app.domain.errors import DomainError, InvalidInput, ServiceBusy
+from app.domain.drills import presented_digest
+from app.domain.errors import InvalidInput, ServiceBusy
 from app.domain.receipts import derive_receipt_secrets, new_receipt, parse_receipt
 from app.domain.reporter_access import check_idempotency_key
 from app.domain.triage import CaseState, acknowledgement_due, feedback_due
+from app.drills.admission import DrillAdmission, DrillEntry
 from app.intake.repository import IntakeRepository
 from app.intake.schemas import ReportSubmission
-
-
-class DrillTokenRejected(DomainError):
-    slug = "drill-token-invalid"
-    title = "Drill token not valid"
-    status = 403
 
 
 class IdempotencyKeyReused(InvalidInput):
@@ -57,8 +53,18 @@ class Submitted:
     replayed: bool
 
 
-def _request_fingerprint(submission: ReportSubmission) -> str:
-    canonical = json.dumps(submission.model_dump(mode="json", exclude={"pow"}), sort_keys=True)
+@dataclass(frozen=True)
+class Injected:
+    receipt: str
+    received_on: date
+    scenario: int
+
+
+def _request_fingerprint(submission: ReportSubmission, drill_mark: str | None) -> str:
+    request = submission.model_dump(mode="json", exclude={"pow"})
+    if drill_mark is not None:  # a retry must present the same drill token or code
+        request["drill"] = drill_mark
+    canonical = json.dumps(request, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -112,27 +118,64 @@ class IntakeService(Service):
         drill_token: str | None,
         now: datetime,
     ) -> Submitted:
-        if drill_token is not None:
-            # Drill campaigns do not exist yet, so no token can be valid; refusing (rather
-            # than ignoring) keeps a would-be drill from ever becoming a real case.
-            raise DrillTokenRejected("This drill token is not valid; the report was not accepted.")
+        """`POST /api/v1/reports`: a real report, or with `X-Drill-Token` (an injection
+        token or a participant code) a drill case of that campaign."""
+        submitted, _ = await self._submit(
+            submission, idempotency_key=idempotency_key, drill_token=drill_token, drill=None, now=now
+        )
+        return submitted
+
+    async def inject(
+        self, campaign_id: uuid.UUID, coordinator_id: uuid.UUID, scenario: int | None, now: datetime
+    ) -> Injected:
+        """`POST /drills/{id}/inject`: the scenario's report through the very same path as
+        any report; only the proof of work and the budgets are waived."""
+        async with self.context.own_transaction() as session:
+            drill = await DrillAdmission(session, self.settings.secret_key_bytes).for_injection(
+                campaign_id, coordinator_id, scenario, now
+            )
+        submission = ReportSubmission.model_validate(drill.report)
+        submitted, claimed = await self._submit(
+            submission, idempotency_key=None, drill_token=None, drill=drill, now=now
+        )
+        assert claimed is not None
+        return Injected(receipt=submitted.receipt, received_on=submitted.received_on, scenario=claimed)
+
+    async def _submit(
+        self,
+        submission: ReportSubmission,
+        *,
+        idempotency_key: str | None,
+        drill_token: str | None,
+        drill: DrillEntry | None,
+        now: datetime,
+    ) -> tuple[Submitted, int | None]:
         self._check_catalogue(submission)
-        fingerprint = _request_fingerprint(submission)
+        secret = self.settings.secret_key_bytes
+        drill_mark = drill.campaign_id.hex if drill is not None else None
+        if drill_token is not None:
+            drill_mark = presented_digest(secret, drill_token)
+        fingerprint = _request_fingerprint(submission, drill_mark)
         idempotency_digest = None
         if idempotency_key is not None:
             idempotency_key = check_idempotency_key(idempotency_key)
             idempotency_digest = self.idempotency.digest(idempotency_key)
 
         # Cheap checks first, in a short session of their own, so that no connection is
-        # held while the receipt is hashed.
+        # held while the receipt is hashed. A drill token is checked here too (after a
+        # replay, whose code is used by now): a refused one costs nothing, stores nothing.
         async with self.context.own_transaction() as session:
             checks = IntakeRepository(session)
             salt = await self.context.receipt_salt.get(checks)
             if idempotency_digest is not None:
                 earlier = await checks.case_by_idempotency_digest(idempotency_digest)
                 if earlier is not None:
-                    return self._replay(earlier, idempotency_key, fingerprint)
-            pow_digest = self._verify_work(submission, now)
+                    return self._replay(earlier, idempotency_key, fingerprint), None
+            if drill_token is not None:
+                drill = await DrillAdmission(session, secret).check(drill_token, now)
+            pow_digest = None
+            if drill is None or not drill.waives_proof_of_work:
+                pow_digest = self._verify_work(submission, now)
             if pow_digest is not None and await checks.pow_used(pow_digest):
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.")
 
@@ -150,7 +193,9 @@ class IntakeService(Service):
             language=submission.language.value,
             state=CaseState.RECEIVED.value,
             version=1,
-            is_drill=False,
+            is_drill=drill is not None,
+            drill_campaign_id=drill.campaign_id if drill is not None else None,
+            shown_as_drill=drill is not None and not drill.blind,
             received_on=received_on,
             acknowledge_due_on=acknowledge_due_on,
             next_due_on=acknowledge_due_on,
@@ -179,21 +224,32 @@ class IntakeService(Service):
             )
         keys = await self._seal_to_readers(case, content_key, reporter_public)
 
+        scenario = None
         try:
             async with self.session.begin_nested():
+                if drill is not None:
+                    # Under the campaign's lock: a pause or close that committed since the
+                    # check above wins, and a code is taken exactly once.
+                    admission = DrillAdmission(self.session, secret)
+                    scenario = await admission.claim(drill, now)
                 await self.repository.add_case(case, keys)
+                if drill is not None:
+                    await admission.record_case(case.id, drill, scenario, now)
         except IntegrityError:
             # A concurrent request won the race for this idempotency key or challenge.
             if idempotency_digest is not None:
                 winner = await self.repository.case_by_idempotency_digest(idempotency_digest)
                 if winner is not None:
-                    return self._replay(winner, idempotency_key, fingerprint)
+                    return self._replay(winner, idempotency_key, fingerprint), None
             if pow_digest is not None and await self.repository.pow_used(pow_digest):
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.") from None
             raise
-        await self.repository.spend_budget(SUBMISSIONS, window_start(now, self.intake.budget_window_seconds))
+        if drill is None:
+            # Drill reports do not count against the budget that raises real reporters'
+            # proof of work: a drill must not make reporting harder for anyone.
+            await self.repository.spend_budget(SUBMISSIONS, window_start(now, self.intake.budget_window_seconds))
         await self.repository.forget_retry_data(received_on - timedelta(days=1))
-        return Submitted(receipt=receipt, received_on=received_on, replayed=False)
+        return Submitted(receipt=receipt, received_on=received_on, replayed=False), scenario
 
     def _verify_work(self, submission: ReportSubmission, now: datetime) -> bytes | None:
         if self.settings.pow_difficulty == 0:

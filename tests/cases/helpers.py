@@ -16,7 +16,9 @@ from app.cases.models import Case
 from app.cases.service import refresh_next_due
 from app.db.session import SessionMaker
 from app.domain import crypto
+from app.domain.clock import utc_now
 from app.domain.triage import acknowledgement_due, feedback_due
+from app.drills.models import DrillCampaign
 from app.staff.models import StaffUser
 from tests.conftest import organisation_today
 
@@ -53,7 +55,38 @@ def case_row(received_on: date | None = None, **overrides: Any) -> Case:
     return case
 
 
-async def insert_case(sessionmaker: SessionMaker, **overrides: Any) -> Case:
+async def insert_campaign(sessionmaker: SessionMaker, *, blind: bool = False) -> DrillCampaign:
+    """A running drill campaign written straight to the database, for cases that need one."""
+    now = utc_now()
+    async with sessionmaker() as session:
+        coordinator = StaffUser(
+            username=f"coordinator-{uuid.uuid4().hex[:8]}", role="drill_coordinator", password_hash="unused"
+        )
+        session.add(coordinator)
+        await session.flush()
+        campaign = DrillCampaign(
+            id=uuid.uuid4(),
+            name="test drill",
+            starts_at=now - timedelta(hours=1),
+            ends_at=now + timedelta(days=1),
+            blind=blind,
+            state="running",
+            token_digest=os.urandom(32),
+            scenarios=[],
+            created_by_id=coordinator.id,
+            created_at=now,
+        )
+        session.add(campaign)
+        await session.commit()
+    return campaign
+
+
+async def insert_case(sessionmaker: SessionMaker, *, blind: bool = False, **overrides: Any) -> Case:
+    """A case row; a drill case (`is_drill=True`) gets a campaign of its own, announced
+    unless `blind`."""
+    if overrides.get("is_drill") and "drill_campaign_id" not in overrides:
+        overrides["drill_campaign_id"] = (await insert_campaign(sessionmaker, blind=blind)).id
+        overrides.setdefault("shown_as_drill", not blind)
     case = case_row(**overrides)
     async with sessionmaker() as session:
         session.add(case)
