@@ -37,7 +37,10 @@ class CaseSummary(BaseModel):
     category: str
     org_unit: str | None
     language: str
-    is_drill: bool
+    is_drill: bool = Field(
+        description="A case of an announced drill campaign. A blind campaign's cases show false, "
+        "like real ones, until the campaign closes and purges them."
+    )
     received_on: date
     acknowledge_due_on: date
     acknowledged_on: date | None
