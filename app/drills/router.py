@@ -25,6 +25,7 @@ from app.drills.schemas import (
     LibraryPage,
     ParticipantsIn,
     ParticipantView,
+    Scorecard,
 )
 from app.drills.service import CampaignView
 from app.platform.problems import problem_responses
@@ -137,8 +138,9 @@ async def issue_codes(
     "/drills/{campaign_id}/scorecard",
     responses={
         200: {
+            "model": Scorecard,
             "description": "The scorecard: JSON, or CSV with `Accept: text/csv`. Aggregate only.",
-            "content": {"application/json": {}, CSV: {"schema": {"type": "string"}}},
+            "content": {CSV: {"schema": {"type": "string"}}},
         },
         **problem_responses(401, 403, 404, 422),
     },

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -179,3 +179,76 @@ class ParticipantView(BaseModel):
 
 class Decided(BaseModel):
     recorded: bool = True
+
+
+# --- the scorecard, as documented (built by app/domain/drill_scorecard.py) -------------
+
+DeadlineOutcome = Literal["met", "late", "missed", "pending"]
+
+
+class DeadlineCounts(BaseModel):
+    met: int
+    late: int
+    missed: int
+    pending: int
+
+
+class ScorecardCampaign(BaseModel):
+    id: uuid.UUID
+    name: str
+    state: CampaignState
+    blind: bool
+
+
+class ScorecardTotals(BaseModel):
+    drill_cases: int
+    injected: int
+    participant_reports: int
+    acknowledged: int
+    median_seconds_to_acknowledge: int | None
+    median_seconds_to_assessment: int | None
+    routed_as_expected: int
+    routing_scored: int = Field(description="Cases whose routing is scored (decoys are not).")
+    acknowledgement_deadline: DeadlineCounts
+    feedback_deadline: DeadlineCounts
+    reporter_answered: int
+    confidentiality_kept: int
+    simulated_effects: int
+
+
+class ScorecardCase(BaseModel):
+    ref: int = Field(description="A row number: no case id, no time, ordered by source and scenario.")
+    source: Literal["injection", "participant"]
+    scenario: int
+    state: str
+    seconds_to_acknowledge: int | None
+    seconds_to_assessment: int | None
+    routed_as_expected: bool | None = Field(description="Null for a decoy.")
+    acknowledgement_deadline: DeadlineOutcome
+    feedback_deadline: DeadlineOutcome
+    reporter_answered: bool
+    confidentiality_kept: bool
+    simulated_effects: int
+
+
+class ParticipantCounts(BaseModel):
+    codes_issued: int
+    codes_used: int
+    reports_filed: int
+    no_report_decisions: int
+    correct_decisions: int
+
+
+class CohortCounts(ParticipantCounts):
+    cohort: str = Field(description="A cohort label, or `other` for those folded together.")
+
+
+class Scorecard(BaseModel):
+    campaign: ScorecardCampaign
+    frozen: bool = Field(description="True once the campaign closed: these numbers no longer change.")
+    computed_at: datetime
+    cohort_threshold: int
+    totals: ScorecardTotals
+    cases: list[ScorecardCase]
+    participants: ParticipantCounts
+    cohorts: list[CohortCounts]

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 
 from app.cases.models import Case, CaseKey, CaseTransition
 from app.domain.staff import Role
+from app.drills.schemas import Scorecard
 from tests.cases.helpers import register_key, transition
 from tests.drills.helpers import act, campaign_body, inject, issue_codes, scenario
 from tests.intake.helpers import report_body, submit
@@ -100,6 +101,7 @@ async def test_a_campaign_is_scored_frozen_at_close_and_then_purged(client, staf
 
     clock.now = start + timedelta(hours=1)
     card = (await client.get(f"/api/v1/drills/{cid}/scorecard", headers=coordinator)).json()
+    Scorecard.model_validate(card)  # what /openapi.json documents is what is served
     totals = card["totals"]
     assert card["frozen"] is False and card["cohort_threshold"] == 5
     assert (totals["drill_cases"], totals["injected"], totals["participant_reports"]) == (5, 2, 3)
