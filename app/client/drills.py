@@ -280,8 +280,13 @@ def drills_close(
     act(campaign_id, "close", as_json)
 
 
+def stdin_is_a_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def confirm_close(campaign_id: uuid.UUID) -> None:
-    if not sys.stdin.isatty():
+    # A script that forgot --yes must not hang on a question nobody sees, nor close.
+    if not stdin_is_a_terminal():
         raise ClientError(f"{CLOSE_WARNING}; pass --yes to close campaign {campaign_id}", 2)
     with connect() as api:
         campaign = api.campaign(campaign_id)
