@@ -19,9 +19,11 @@ from tests.client.helpers import free_port
 SERVER_SIDE = (
     "asyncio", "sqlalchemy", "alembic", "asyncpg", "fastapi", "starlette", "uvicorn", "app.settings", "app.db",
 )
-# What only talking to a server or decrypting needs, and help text does not. (pydantic is
-# not among them: typer itself imports it.)
-CLIENT_SIDE = ("httpx", "cryptography", "app.client.api", "app.client.models", "app.client.sealing")
+# What only talking to a server, decrypting or reading a drill campaign file needs, and help
+# text does not. (pydantic is not among them: typer itself imports it.)
+CLIENT_SIDE = (
+    "httpx", "cryptography", "yaml", "app.client.api", "app.client.models", "app.client.sealing",
+)
 
 MODULES_AFTER_RUN = """
 import json, sys
@@ -51,7 +53,11 @@ def loaded(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["cases", "--help"], ["cases", "list", "--help"], ["users", "--help"], ["audit", "list", "--help"]]
+    "args",
+    [
+        ["--help"], ["cases", "--help"], ["cases", "list", "--help"], ["users", "--help"], ["audit", "list", "--help"],
+        ["drills", "--help"], ["drills", "create", "--help"],
+    ],
 )
 def test_help_imports_neither_the_server_nor_the_http_client(args: list[str]) -> None:
     modules = imported_by(*args)
@@ -67,6 +73,8 @@ def test_help_imports_neither_the_server_nor_the_http_client(args: list[str]) ->
         ["users", "list"],
         ["stats"],
         ["audit", "verify"],
+        ["drills", "list"],
+        ["drills", "scorecard", "00000000-0000-4000-8000-000000000000"],
     ],
 )
 def test_a_client_command_imports_nothing_of_the_server(args: list[str]) -> None:

@@ -18,7 +18,7 @@ import typer
 
 from app.cli import server
 from app.cli.server import write_private_key
-from app.client import admin, commands
+from app.client import admin, commands, drills
 
 __all__ = ["cli", "main", "write_private_key"]
 
@@ -52,6 +52,8 @@ cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(commands.cases_cli, name="cases")
 cli.add_typer(admin.audit_cli, name="audit")
+# The drill coordinators' side: talks to a running server.
+cli.add_typer(drills.drills_cli, name="drills")
 
 db_cli.command("upgrade")(server.db_upgrade)
 users_cli.command("create", rich_help_panel=ON_THIS_MACHINE)(server.users_create)

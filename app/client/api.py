@@ -17,13 +17,20 @@ from app.client.errors import ClientError
 from app.client.models import (
     AuditPage,
     AuditVerification,
+    Campaign,
+    Campaigns,
     CaseDetail,
     CasePage,
+    CreatedCampaign,
     GrantMade,
     History,
+    Injection,
+    IssuedCodes,
     IssuedToken,
     MessageSent,
     RegisteredKey,
+    ScenarioLibrary,
+    Scorecard,
     StaffAccount,
     StaffAccounts,
     StaffPublicKey,
@@ -44,6 +51,7 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 API = "/api/v1"
 LOGIN_HINT = f"export {TOKEN_VARIABLE}=$(cleanwindow login USERNAME)"
+CSV = "text/csv"
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -166,6 +174,47 @@ class ApiClient:
     def stats(self) -> Stats:
         return self._parse(Stats, self._request("GET", "/stats"))
 
+    # --- drills (role drill_coordinator) ---------------------------------------------
+
+    def create_campaign(self, body: Mapping[str, Any]) -> CreatedCampaign:
+        return self._parse(CreatedCampaign, self._request("POST", "/drills", json=dict(body)))
+
+    def campaigns(self) -> Campaigns:
+        return self._parse(Campaigns, self._request("GET", "/drills"))
+
+    def campaign(self, campaign_id: uuid.UUID) -> Campaign:
+        return self._parse(Campaign, self._request("GET", f"/drills/{campaign_id}"))
+
+    def scenario_library(self) -> ScenarioLibrary:
+        return self._parse(ScenarioLibrary, self._request("GET", "/drills/scenarios"))
+
+    def act_on_campaign(self, campaign_id: uuid.UUID, action: str) -> Campaign:
+        """pause, resume or close."""
+        return self._parse(Campaign, self._request("POST", f"/drills/{campaign_id}/{action}"))
+
+    def inject(self, campaign_id: uuid.UUID, scenario: int | None = None) -> Injection:
+        body = {} if scenario is None else {"scenario": scenario}
+        answer = self._request("POST", f"/drills/{campaign_id}/inject", json=body)
+        return self._parse(Injection, answer)
+
+    def issue_codes(self, campaign_id: uuid.UUID, count: int, cohort: str | None) -> IssuedCodes:
+        body: dict[str, Any] = {"count": count} | ({"cohort": cohort} if cohort is not None else {})
+        answer = self._request("POST", f"/drills/{campaign_id}/participants", json=body)
+        return self._parse(IssuedCodes, answer)
+
+    def scorecard(self, campaign_id: uuid.UUID) -> Scorecard:
+        return self._parse(Scorecard, self._request("GET", f"/drills/{campaign_id}/scorecard"))
+
+    def scorecard_csv(self, campaign_id: uuid.UUID) -> str:
+        path = f"/drills/{campaign_id}/scorecard"
+        response = self._send("GET", path, headers={"Accept": CSV})
+        if response.headers.get("content-type", "").split(";")[0].strip() != CSV:
+            raise ClientError(
+                f"the server at {self.base_url} answered GET {API + path} with something that "
+                f"is not CSV; is {URL_VARIABLE} the Clean Window service?"
+            )
+        return response.text
+
     @contextmanager
     def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> Iterator[Iterator[bytes]]:
         """The attachment's sealed chunks as the server streams them (length-prefixed)."""
@@ -178,11 +227,15 @@ class ApiClient:
 
     # --- plumbing ------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         with self._transport_errors():
             response = self._http.request(method, API + path, **kwargs)
         if response.is_error:
             raise self._refusal(response)
+        return response
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         try:
             return response.json()
         except ValueError:

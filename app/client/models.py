@@ -183,3 +183,127 @@ class Stats(Answer):
     acknowledgement: DeadlineCompliance
     feedback: DeadlineCompliance
     as_of: date
+
+
+# --- drills ---------------------------------------------------------------------------
+# Scenario texts and report bodies are passed on as the server wrote them: the client only
+# shows a title and what is expected, and `--json` keeps the rest.
+
+
+class DrillScenario(Answer):
+    number: int
+    title: dict[str, str]
+    brief: dict[str, str] = {}
+    report: dict[str, Any] = {}
+    expected: dict[str, Any] = {}
+    library: str | None = None
+
+
+class Campaign(Answer):
+    id: uuid.UUID
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    blind: bool
+    state: str
+    accepting_reports: bool
+    allowed_actions: list[str] = []
+    created_at: datetime
+    closed_at: datetime | None = None
+    scenarios: list[DrillScenario] = []
+    codes_issued: int
+    drill_cases: int
+    purged_cases: int | None = None
+
+
+class CreatedCampaign(Campaign):
+    injection_token: str
+
+
+class Campaigns(Answer):
+    items: list[Campaign]
+
+
+class LibraryScenario(Answer):
+    slug: str
+    area: str
+    title: dict[str, str]
+    brief: dict[str, str] = {}
+    report: dict[str, Any] = {}
+    expected: dict[str, Any] = {}
+
+
+class ScenarioLibrary(Answer):
+    items: list[LibraryScenario]
+
+
+class Injection(Answer):
+    receipt: str
+    received_on: date
+    scenario: int
+
+
+class IssuedCodes(Answer):
+    cohort: str | None = None
+    codes: list[str]
+
+
+class ScorecardCampaign(Answer):
+    id: uuid.UUID
+    name: str
+    state: str
+    blind: bool
+
+
+class ScorecardTotals(Answer):
+    drill_cases: int
+    injected: int
+    participant_reports: int
+    acknowledged: int
+    median_seconds_to_acknowledge: float | None = None
+    median_seconds_to_assessment: float | None = None
+    routed_as_expected: int
+    routing_scored: int
+    acknowledgement_deadline: DeadlineCompliance
+    feedback_deadline: DeadlineCompliance
+    reporter_answered: int
+    confidentiality_kept: int
+    simulated_effects: int
+
+
+class ScorecardCase(Answer):
+    ref: int
+    source: str
+    scenario: int | None = None
+    state: str
+    seconds_to_acknowledge: float | None = None
+    seconds_to_assessment: float | None = None
+    routed_as_expected: bool | None = None
+    acknowledgement_deadline: str
+    feedback_deadline: str
+    reporter_answered: bool
+    confidentiality_kept: bool
+    simulated_effects: int
+
+
+class ParticipantFigures(Answer):
+    codes_issued: int
+    codes_used: int
+    reports_filed: int
+    no_report_decisions: int
+    correct_decisions: int
+
+
+class CohortFigures(ParticipantFigures):
+    cohort: str
+
+
+class Scorecard(Answer):
+    campaign: ScorecardCampaign
+    frozen: bool
+    computed_at: datetime
+    cohort_threshold: int
+    totals: ScorecardTotals
+    cases: list[ScorecardCase]
+    participants: ParticipantFigures
+    cohorts: list[CohortFigures] = []

@@ -10,11 +10,20 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.client.models import AuditEntry, CaseSummary, HistoryEntry, StaffAccount, Stats
+    from app.client.models import (
+        AuditEntry,
+        Campaign,
+        CaseSummary,
+        HistoryEntry,
+        LibraryScenario,
+        Scorecard,
+        StaffAccount,
+        Stats,
+    )
 
 NONE = "-"
 INDENT = "  "
@@ -203,6 +212,8 @@ def timestamp(moment: datetime | str | None) -> str:
         return NONE
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
@@ -283,6 +294,210 @@ def case_text(document: dict[str, Any]) -> str:
         ]
         attachments = table(["ID", "NAME", "TYPE", "BYTES", "FROM", "UPLOADED"], attachment_rows)
         lines.extend(INDENT + line for line in attachments.split("\n"))
+    else:
+        lines.append(f"{INDENT}(none)")
+    return "\n".join(lines)
+
+
+# --- drills ---------------------------------------------------------------------------
+
+
+def yes_no(value: bool | None) -> str:
+    return NONE if value is None else "yes" if value else "no"
+
+
+def duration(seconds: float | None) -> str:
+    """A time to acknowledge or assess, to the unit that matters: 45s, 12m 05s, 3h 04m, 2d 05h."""
+    if seconds is None:
+        return NONE
+    whole = round(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def bilingual(text: dict[str, str], language: str) -> str:
+    return text.get(language) or NONE
+
+
+def campaigns_table(campaigns: Sequence[Campaign]) -> str:
+    if not campaigns:
+        return "no campaigns"
+    return table(
+        [
+            "ID", "NAME", "STATE", "STARTS (UTC)", "ENDS (UTC)", "BLIND", "SCENARIOS", "CODES",
+            "CASES",
+        ],
+        [
+            [
+                campaign.id,
+                campaign.name,
+                campaign.state,
+                timestamp(campaign.starts_at),
+                timestamp(campaign.ends_at),
+                yes_no(campaign.blind),
+                len(campaign.scenarios),
+                campaign.codes_issued,
+                campaign.drill_cases,
+            ]
+            for campaign in campaigns
+        ],
+    )
+
+
+def campaign_text(campaign: Campaign) -> str:
+    """One campaign for a person to read: `drills show` and `drills create`."""
+    accepting = "accepting reports" if campaign.accepting_reports else "not accepting reports"
+    purged = "" if campaign.purged_cases is None else f"  purged at close {campaign.purged_cases}"
+    closed = f"  closed {timestamp(campaign.closed_at)} UTC" if campaign.closed_at else ""
+    lines = [
+        f"campaign {campaign.id}  {printable(campaign.name)}",
+        f"state {campaign.state} ({accepting})  blind {yes_no(campaign.blind)}",
+        f"runs {timestamp(campaign.starts_at)} to {timestamp(campaign.ends_at)} UTC  "
+        f"created {timestamp(campaign.created_at)} UTC{closed}",
+        f"codes issued {campaign.codes_issued}  drill cases {campaign.drill_cases}{purged}",
+        f"you may: {', '.join(campaign.allowed_actions) or 'nothing now'}",
+        "",
+        "SCENARIOS",
+    ]
+    if not campaign.scenarios:
+        lines.append(f"{INDENT}(none)")
+        return "\n".join(lines)
+    scenarios = table(
+        ["#", "FROM LIBRARY", "REPORT?", "CATEGORY", "UNIT", "TITLE (KO)", "TITLE (EN)"],
+        [
+            [
+                scenario.number,
+                scenario.library,
+                yes_no(scenario.expected.get("report")),
+                scenario.expected.get("category"),
+                expected_unit(scenario.expected),
+                bilingual(scenario.title, "ko"),
+                bilingual(scenario.title, "en"),
+            ]
+            for scenario in campaign.scenarios
+        ],
+    )
+    lines.extend(INDENT + line for line in scenarios.split("\n"))
+    return "\n".join(lines)
+
+
+def expected_unit(expected: dict[str, Any]) -> str:
+    if expected.get("org_unit"):
+        return str(expected["org_unit"])
+    # A unit left open matters only when the scenario should be reported at all.
+    return "any" if expected.get("report") else NONE
+
+
+def library_table(scenarios: Sequence[LibraryScenario]) -> str:
+    if not scenarios:
+        return "the scenario library is empty"
+    return table(
+        ["#", "SLUG", "AREA", "REPORT?", "TITLE (KO)", "TITLE (EN)"],
+        [
+            [
+                number,
+                scenario.slug,
+                scenario.area,
+                yes_no(scenario.expected.get("report")),
+                bilingual(scenario.title, "ko"),
+                bilingual(scenario.title, "en"),
+            ]
+            for number, scenario in enumerate(scenarios, start=1)
+        ],
+    )
+
+
+def scorecard_text(card: Scorecard) -> str:
+    """Totals, then one row per drill case and per cohort: `drills scorecard`."""
+    totals, people = card.totals, card.participants
+    when = (
+        f"frozen at close, computed {timestamp(card.computed_at)} UTC"
+        if card.frozen
+        else f"as of {timestamp(card.computed_at)} UTC (final at close)"
+    )
+    lines = [
+        f"scorecard of campaign {card.campaign.id}  {printable(card.campaign.name)}",
+        f"state {card.campaign.state}  blind {yes_no(card.campaign.blind)}  {when}",
+        "",
+        "TOTALS",
+        f"{INDENT}drill cases {totals.drill_cases} (injected {totals.injected}, "
+        f"participant reports {totals.participant_reports})",
+        f"{INDENT}acknowledged {totals.acknowledged}  median time to acknowledge "
+        f"{duration(totals.median_seconds_to_acknowledge)}  median time to assessment "
+        f"{duration(totals.median_seconds_to_assessment)}",
+        f"{INDENT}routed as expected {totals.routed_as_expected} of {totals.routing_scored}",
+        f"{INDENT}reporter answered {totals.reporter_answered}  confidentiality kept "
+        f"{totals.confidentiality_kept} of {totals.drill_cases}  simulated effects "
+        f"{totals.simulated_effects}",
+        f"{INDENT}participants: codes issued {people.codes_issued}, used {people.codes_used}, "
+        f"reports filed {people.reports_filed}, no-report decisions {people.no_report_decisions}, "
+        f"correct decisions {people.correct_decisions}",
+    ]
+    deadlines = table(
+        ["DEADLINE", "MET", "LATE", "MISSED", "PENDING"],
+        [
+            [name, kept.met, kept.late, kept.missed, kept.pending]
+            for name, kept in (
+                ("acknowledgement", totals.acknowledgement_deadline),
+                ("feedback", totals.feedback_deadline),
+            )
+        ],
+    )
+    lines.append("")
+    lines.extend(INDENT + line for line in deadlines.split("\n"))
+    lines += ["", "CASES"]
+    if card.cases:
+        cases = table(
+            [
+                "REF", "SOURCE", "SCENARIO", "STATE", "TO ACK", "TO ASSESS", "ROUTED",
+                "ACK DEADLINE", "FEEDBACK DEADLINE", "ANSWERED", "CONFIDENTIAL", "EFFECTS",
+            ],
+            [
+                [
+                    case.ref,
+                    case.source,
+                    case.scenario,
+                    case.state,
+                    duration(case.seconds_to_acknowledge),
+                    duration(case.seconds_to_assessment),
+                    yes_no(case.routed_as_expected),
+                    case.acknowledgement_deadline,
+                    case.feedback_deadline,
+                    yes_no(case.reporter_answered),
+                    yes_no(case.confidentiality_kept),
+                    case.simulated_effects,
+                ]
+                for case in card.cases
+            ],
+        )
+        lines.extend(INDENT + line for line in cases.split("\n"))
+    else:
+        lines.append(f"{INDENT}(none)")
+    lines += ["", f"COHORTS (a cohort is shown apart from {card.cohort_threshold} codes up)"]
+    if card.cohorts:
+        cohorts = table(
+            ["COHORT", "CODES", "USED", "REPORTS", "NO REPORT", "CORRECT"],
+            [
+                [
+                    cohort.cohort,
+                    cohort.codes_issued,
+                    cohort.codes_used,
+                    cohort.reports_filed,
+                    cohort.no_report_decisions,
+                    cohort.correct_decisions,
+                ]
+                for cohort in card.cohorts
+            ],
+        )
+        lines.extend(INDENT + line for line in cohorts.split("\n"))
     else:
         lines.append(f"{INDENT}(none)")
     return "\n".join(lines)
