@@ -54,7 +54,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ from app.domain.intake import DEFAULT_CATEGORIES, DEFAULT_ORG_UNITS  # noqa: E40
 from app.domain.staff import PasswordHashing, Role  # noqa: E402
 from app.domain.triage import CaseState  # noqa: E402
 from app.db.migrations import upgrade_database  # noqa: E402
+from app.drills.models import DrillCampaign  # noqa: E402
 from app.staff.models import StaffUser  # noqa: E402
 
 PAGE = 50
@@ -113,10 +114,11 @@ WITH p AS (
            CAST(:total AS bigint) AS total,
            CAST(:categories AS text[]) AS categories,
            CAST(:units AS text[]) AS units,
-           CAST(:investigators AS uuid[]) AS investigators
+           CAST(:investigators AS uuid[]) AS investigators,
+           CAST(:campaign AS uuid) AS campaign
 ),
 g AS (
-    SELECT n, p.today, p.first_day, p.categories, p.units, p.investigators,
+    SELECT n, p.today, p.first_day, p.categories, p.units, p.investigators, p.campaign,
            p.first_day + ((n - 1) * {SPAN_DAYS} / p.total)::int AS received_on,
            {uniform(1)} AS r_state, {uniform(2)} AS r_ack, {uniform(3)} AS r_feedback,
            {uniform(4)} AS r_feedback_days, {uniform(5)} AS r_outcome, {uniform(6)} AS r_pick,
@@ -166,8 +168,8 @@ f AS (
     FROM o
 )
 INSERT INTO cases (
-    id, channel, category, org_unit, language, state, version, is_drill, received_on,
-    acknowledge_due_on, feedback_due_on, acknowledged_on, feedback_given_on, next_due_on,
+    id, channel, category, org_unit, language, state, version, is_drill, drill_campaign_id,
+    shown_as_drill, received_on, acknowledge_due_on, feedback_due_on, acknowledged_on, feedback_given_on, next_due_on,
     assignee_id, resolution, receipt_scheme, receipt_tag, reporter_public_key, sealed_report
 )
 SELECT
@@ -178,6 +180,9 @@ SELECT
     CASE WHEN r_language < 0.05 THEN 'en' ELSE 'ko' END,
     state,
     1,
+    today - received_on < 21 AND r_drill < 0.15,
+    -- One announced campaign holds every drill case (a drill case needs its campaign).
+    CASE WHEN today - received_on < 21 AND r_drill < 0.15 THEN campaign END,
     today - received_on < 21 AND r_drill < 0.15,
     received_on,
     acknowledge_due_on,
@@ -314,9 +319,29 @@ async def create_staff(engine: AsyncEngine) -> dict[str, str]:
         return {user.username: str(user.id) for user in users}
 
 
+async def create_campaign(engine: AsyncEngine, today: date) -> str:
+    """The announced drill campaign the generated drill cases belong to."""
+    now = datetime.now(UTC)
+    async with async_sessionmaker(engine, expire_on_commit=False)() as session:
+        coordinator = StaffUser(
+            username="bench-coordinator", role=Role.DRILL_COORDINATOR.value, password_hash="never used"
+        )
+        session.add(coordinator)
+        await session.flush()
+        campaign = DrillCampaign(
+            id=uuid.uuid4(), name="bench drill", starts_at=now - timedelta(days=30), ends_at=now + timedelta(days=30),
+            blind=False, state="running", token_digest=os.urandom(32), scenarios=[],
+            created_by_id=coordinator.id, created_at=now,
+        )
+        session.add(campaign)
+        await session.commit()
+        return str(campaign.id)
+
+
 async def generate_cases(engine: AsyncEngine, total: int, today: date, investigator_ids: list[str]) -> float:
     started = time.perf_counter()
     reporter_key = PrivateKey.generate().public_key.raw
+    campaign = await create_campaign(engine, today)
     for low in range(1, total + 1, BATCH):
         high = min(total, low + BATCH - 1)
         async with engine.begin() as connection:
@@ -330,6 +355,7 @@ async def generate_cases(engine: AsyncEngine, total: int, today: date, investiga
                     "categories": [category.code for category in DEFAULT_CATEGORIES],
                     "units": [unit.code for unit in DEFAULT_ORG_UNITS],
                     "investigators": investigator_ids,
+                    "campaign": campaign,
                     "reporter_key": reporter_key,
                 },
             )
