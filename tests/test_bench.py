@@ -100,6 +100,44 @@ def test_the_case_benchmark_runs_end_to_end_on_a_small_queue(project_root: Path)
         assert not asyncio.run(_database_exists(server, created.group(1)))
 
 
+def test_the_drills_benchmark_runs_end_to_end_on_a_small_campaign(project_root: Path) -> None:
+    server = os.environ.get("TEST_DATABASE_URL")
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "drills_bench.py"),
+         "--real", "1000", "--drill-cases", "12", "--requests", "3", "--inject-requests", "2",
+         "--repeats", "1", "--close-runs", "1", "--concurrency", "2",
+         *(["--database-url", server] if server else [])],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=project_root,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "scenario" not in line]
+    assert [row.split("|")[1].split(":")[0].split(" (")[0].strip() for row in rows] == [
+        "healthz", "GET /stats", "GET /drills/{id}/scorecard, JSON", "GET /drills/{id}/scorecard, CSV",
+        "submit", "inject",
+    ], result.stdout
+    assert all(row.rstrip(" |").endswith("| 0") for row in rows), result.stdout
+    assert "a blind campaign of 12 drill cases" in result.stdout
+    assert re.search(r"close \(freeze the scorecard, purge 12 drill cases, audit\): median \d+ ms", result.stdout)
+    created = re.search(r"created database (cw_drills_bench_[0-9a-f]+)", result.stderr)
+    assert created and f"dropped database {created.group(1)}" in result.stderr
+    if server:
+        assert not asyncio.run(_database_exists(server, created.group(1)))
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--database-url", "postgresql://postgres@10.0.0.5:5432/postgres"], ["--real", "10"], ["--close-runs", "99"]],
+)
+def test_the_drills_benchmark_refuses_bad_arguments_before_starting_anything(
+    project_root: Path, arguments: list[str]
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "drills_bench.py"), *arguments],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0 and "created database" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("arguments", "complaint"),
     [
