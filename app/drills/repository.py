@@ -47,8 +47,16 @@ class DrillRepository:
         self.session = session
 
     async def campaign(self, campaign_id: uuid.UUID, *, lock: bool = False) -> DrillCampaign | None:
+        """With `lock`, FOR NO KEY UPDATE: it orders coordinators' steps and drill reports
+        (which take the row FOR SHARE, or update its counter), but leaves alone the key
+        checks of rows that merely reference the campaign. A plain FOR UPDATE would make a
+        close, waiting for a drill case a referral holds, deadlock with that referral
+        recording its simulated effect."""
         return await self.session.get(
-            DrillCampaign, campaign_id, with_for_update=lock or None, populate_existing=lock
+            DrillCampaign,
+            campaign_id,
+            with_for_update={"key_share": True} if lock else None,
+            populate_existing=lock,
         )
 
     async def campaigns_of(self, user_id: uuid.UUID) -> Sequence[DrillCampaign]:

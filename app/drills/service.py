@@ -203,6 +203,9 @@ class DrillService(Service):
         await self._catch_up(campaign, now)
         source = CampaignState(campaign.state)
         await self._step(campaign, action, user, now)
+        purged = await self._freeze_and_purge(campaign, now) if action is CampaignAction.CLOSE else None
+        # Last: the audit head stays locked until the request commits. Taken before the
+        # purge, it would deadlock with staff work on a drill case the purge waits for.
         await self.audit.record(
             AuditAction.DRILL_TRANSITION,
             now,
@@ -213,19 +216,17 @@ class DrillService(Service):
             to_state=campaign.state,
             version=campaign.version,
         )
-        if action is CampaignAction.CLOSE:
-            await self._freeze_and_purge(user, campaign, now)
+        if purged is not None:
+            await self.audit.record(
+                AuditAction.DRILL_PURGED, now, user, campaign_id=str(campaign.id), purged_cases=purged
+            )
         return await self._view(campaign, now)
 
-    async def _freeze_and_purge(self, user: StaffUser, campaign: DrillCampaign, now: datetime) -> None:
+    async def _freeze_and_purge(self, campaign: DrillCampaign, now: datetime) -> int:
         campaign.scorecard = await self._compute_scorecard(campaign, now, frozen=True)
-        purged = await self.repository.purge_cases(campaign.id)
-        campaign.purged_cases = purged
+        campaign.purged_cases = await self.repository.purge_cases(campaign.id)
         await self.session.flush()
-        # Last: the audit head stays locked until the request commits.
-        await self.audit.record(
-            AuditAction.DRILL_PURGED, now, user, campaign_id=str(campaign.id), purged_cases=purged
-        )
+        return campaign.purged_cases
 
     # --- participant codes ------------------------------------------------------------
 

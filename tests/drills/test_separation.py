@@ -189,3 +189,27 @@ async def test_a_close_racing_injections_leaves_no_drill_case_behind(live, staff
         scorecard = (await session.execute(text("SELECT purged_cases FROM drill_campaigns"))).scalar()
     assert left == 0
     assert scorecard == sum(response.status_code == 201 for response in filed)
+
+
+async def test_a_close_racing_staff_work_on_its_cases_neither_deadlocks_nor_fails(live, staff_live):
+    """Close locks the campaign, then deletes its cases; a referral of one of them locks the
+    case, then records its simulated effect (whose foreign key touches the campaign row).
+    The close must not lock the campaign against that key check, or the two deadlock."""
+    coordinator = await staff_live(Role.DRILL_COORDINATOR)
+    supervisor = await staff_live(Role.SUPERVISOR)
+    for _ in range(3):
+        cid = (await create_campaign(live.client, coordinator))["id"]
+        for _ in range(3):
+            response = await live.client.post(f"/api/v1/drills/{cid}/inject", json={}, headers=coordinator)
+            assert response.status_code == 201, response.text
+        async with live.sessionmaker() as session:
+            ids = (await session.scalars(select(Case.id).where(Case.drill_campaign_id == cid))).all()
+        for case_id in ids:
+            for version, action in enumerate(("acknowledge", "start_assessment"), start=1):
+                assert (await transition(live.client, supervisor, case_id, action, version)).status_code == 200
+        referrals = [transition(live.client, supervisor, case_id, "refer", 3, reason="ACRC") for case_id in ids]
+        *referred, closed = await asyncio.gather(*referrals, live.client.post(f"/api/v1/drills/{cid}/close", headers=coordinator))
+        assert closed.status_code == 200, closed.text
+        assert {response.status_code for response in referred} <= {200, 404}, [r.text for r in referred]
+        async with live.sessionmaker() as session:
+            assert (await session.scalars(select(Case.id).where(Case.drill_campaign_id == cid))).all() == []
