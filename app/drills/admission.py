@@ -112,24 +112,41 @@ class DrillAdmission:
                 "This campaign does not take drill reports now (it is paused, closed, or "
                 "outside its window); nothing was injected."
             )
-        if scenario is None:  # round robin; two injections at once may pick the same one
-            scenario = campaign.injections % len(campaign.scenarios) + 1
+        if scenario is None:
+            # The next turn of the round robin, taken now (the report to seal depends on
+            # it), atomically: two injections at once get two turns. A turn whose
+            # injection then fails is skipped, nothing worse.
+            turn = await self.session.scalar(
+                update(DrillCampaign)
+                .where(DrillCampaign.id == campaign.id)
+                .values(injections=DrillCampaign.injections + 1)
+                .returning(DrillCampaign.injections)
+            )
+            scenario = (turn - 1) % len(campaign.scenarios) + 1
         report = campaign.scenarios[scenario - 1]["report"]
         return DrillEntry(campaign.id, campaign.blind, Source.INJECTION, scenario, report=report)
 
     async def claim(self, entry: DrillEntry, now: datetime) -> int:
         """Take the token or code for good, in the transaction that stores the case."""
         if entry.source is Source.INJECTION:
-            # The counter's UPDATE is the lock: concurrent injections queue here, and a
-            # close holding the row makes them wait, then see it closed.
-            row = (
-                await self.session.execute(
-                    update(DrillCampaign)
+            # The row lock (the counter's UPDATE when this report takes a turn): concurrent
+            # injections queue here, and a close holding the row makes them wait, then
+            # see it closed.
+            if entry.scenario is None:  # the injection token: scored against the next turn
+                row = (
+                    await self.session.execute(
+                        update(DrillCampaign)
+                        .where(DrillCampaign.id == entry.campaign_id)
+                        .values(injections=DrillCampaign.injections + 1)
+                        .returning(DrillCampaign)
+                    )
+                ).scalar_one()
+            else:
+                row = await self.session.scalar(
+                    select(DrillCampaign)
                     .where(DrillCampaign.id == entry.campaign_id)
-                    .values(injections=DrillCampaign.injections + 1)
-                    .returning(DrillCampaign)
+                    .with_for_update(key_share=True)
                 )
-            ).scalar_one()
             if not _takes_reports(row, now):
                 raise DrillTokenRejected(REFUSED)
             return entry.scenario or (row.injections - 1) % len(row.scenarios) + 1

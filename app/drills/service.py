@@ -283,7 +283,9 @@ class DrillService(Service):
             campaign={
                 "id": str(campaign.id),
                 "name": campaign.name,
-                "state": campaign.state,
+                "state": current_state(
+                    CampaignState(campaign.state), Window(campaign.starts_at, campaign.ends_at), now
+                ).value,
                 "blind": campaign.blind,
             },
             cases=[_case_facts(record, today) for record in records],

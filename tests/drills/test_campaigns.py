@@ -49,6 +49,8 @@ async def test_a_campaign_still_to_come_is_scheduled_and_takes_nothing(client, c
     clock.now += timedelta(minutes=10)
     read = (await client.get(f"/api/v1/drills/{created['id']}", headers=coordinator)).json()
     assert read["state"] == "running" and read["accepting_reports"] is True
+    card = (await client.get(f"/api/v1/drills/{created['id']}/scorecard", headers=coordinator)).json()
+    assert card["campaign"]["state"] == "running"  # the scorecard says what the campaign does
 
 
 @pytest.mark.parametrize("role", [r for r in Role if r is not Role.DRILL_COORDINATOR])

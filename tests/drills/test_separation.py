@@ -213,3 +213,13 @@ async def test_a_close_racing_staff_work_on_its_cases_neither_deadlocks_nor_fail
         assert {response.status_code for response in referred} <= {200, 404}, [r.text for r in referred]
         async with live.sessionmaker() as session:
             assert (await session.scalars(select(Case.id).where(Case.drill_campaign_id == cid))).all() == []
+
+
+async def test_injections_at_once_each_take_their_own_turn(live, staff_live):
+    headers = await staff_live(Role.DRILL_COORDINATOR)
+    cid = (await create_campaign(live.client, headers))["id"]
+    answers = await asyncio.gather(
+        *(live.client.post(f"/api/v1/drills/{cid}/inject", json={}, headers=headers) for _ in range(6))
+    )
+    assert all(answer.status_code == 201 for answer in answers), [a.text for a in answers]
+    assert sorted(answer.json()["scenario"] for answer in answers) == [1, 1, 2, 2, 3, 3]
