@@ -22,7 +22,8 @@ from app.domain import crypto
 from app.domain.receipts import parse_receipt
 from app.domain.staff import Role
 from app.staff.models import StaffUser
-from tests.conftest import STRONG_PASSWORD
+from tests.conftest import STRONG_PASSWORD, StaffFactory
+from tests.drills.helpers import campaign_body
 from tests.intake.helpers import idempotency_key, report_body, reporter_headers, solved_pow, submit_ok
 
 CLIENT_ADDRESS = "203.0.113.77"
@@ -165,6 +166,37 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+async def test_a_database_dump_reveals_no_drill_report_code_token_or_receipt(
+    live, password_hashing, strong_password_hash: str
+) -> None:
+    """Drills store their scenarios in the clear (fictitious by design) and nothing else:
+    a drill report is sealed like any report, and tokens, codes and receipts are digests."""
+    client = live.client
+    coordinator = await StaffFactory(live.sessionmaker, client, password_hashing, strong_password_hash).headers_for(
+        Role.DRILL_COORDINATOR
+    )
+    created = (await client.post("/api/v1/drills", json=campaign_body(), headers=coordinator)).json()
+    codes = (
+        await client.post(f"/api/v1/drills/{created['id']}/participants", json={"count": 3}, headers=coordinator)
+    ).json()["codes"]
+    markers = [f"DRILLMARK-{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    receipts = [
+        await submit_ok(client, report_body(markers[0], contact={"name": markers[1]}), headers={"X-Drill-Token": codes[0]}),
+        (await client.post(f"/api/v1/drills/{created['id']}/inject", json={}, headers=coordinator)).json()["receipt"],
+    ]
+    mailbox = await reporter_headers(client, receipts[0])
+    reply = f"DRILLMSG-{uuid.uuid4().hex[:12]}"
+    assert (await client.post("/api/v1/reporter/messages", json={"body": reply}, headers=mailbox)).status_code == 201
+
+    haystack = dump_bytes(pg_dump(live.url))
+    secrets_to_find = [*markers, reply, created["injection_token"], *receipts, *map(parse_receipt, receipts)]
+    secrets_to_find += [*codes, *(code.replace("-", "") for code in codes)]
+    for secret in secrets_to_find:
+        assert secret.encode() not in haystack, f"{secret} found in the database dump"
+    # The search could have failed: the campaign's scenarios are in the clear.
+    assert "Gasang Construction".encode() in haystack
+
+
 def test_the_logs_of_a_whole_intake_and_mailbox_flow_hold_no_address_agent_or_content(
     fresh_database_url: str, recovery_key: crypto.PrivateKey, tmp_path: Path
 ) -> None:
