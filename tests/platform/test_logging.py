@@ -76,6 +76,9 @@ async def test_reporter_facing_requests_leave_no_access_line(
 ) -> None:
     for path in ("/", "/report", "/status", "/api/v1/reports", "/api/v1/reporter/report", "/typo"):
         await client.get(path, headers=IDENTIFYING_HEADERS)
+    # A drill participant is treated like a reporter: no line says when a code was used.
+    for path in ("/api/v1/participant/scenario", "/api/v1/participant/no-report"):
+        await client.post(path, json={"code": "ABCD-EFGH-JKMN"}, headers=IDENTIFYING_HEADERS)
     assert [entry for entry in entries(captured_logs) if entry["msg"] == "request"] == []
 
 
