@@ -481,7 +481,7 @@ def scorecard_text(card: Scorecard) -> str:
         lines.extend(INDENT + line for line in cases.split("\n"))
     else:
         lines.append(f"{INDENT}(none)")
-    lines += ["", f"COHORTS (a cohort is shown apart from {card.cohort_threshold} codes up)"]
+    lines += ["", f"COHORTS (cohorts of fewer than {card.cohort_threshold} codes are merged into other)"]
     if card.cohorts:
         cohorts = table(
             ["COHORT", "CODES", "USED", "REPORTS", "NO REPORT", "CORRECT"],
