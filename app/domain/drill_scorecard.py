@@ -120,18 +120,32 @@ def build_scorecard(
     unscored = sorted({fact.scenario for fact in [*cases, *codes]} - set(expected))
     if unscored:
         raise ValueError(f"no expected handling for scenario(s) {', '.join(map(str, unscored))}")
-    ordered = sorted(
-        cases, key=lambda case: (Source(case.source).value, case.scenario, case.order_key)
+    # Only injected cases get a row of their own. A participant's report is one person's
+    # act: a row (its scenario, its handling) could single them out even when their cohort
+    # is folded away. Their handling counts in the totals only when there are enough of
+    # them to hide in, and they are counted there, never listed.
+    injected = sorted(
+        (case for case in cases if Source(case.source) is Source.INJECTION),
+        key=lambda case: (case.scenario, case.order_key),
     )
+    participant = [case for case in cases if Source(case.source) is Source.PARTICIPANT]
     rows = [
-        _case_row(ref, case, expected[case.scenario]) for ref, case in enumerate(ordered, start=1)
+        _case_row(ref, case, expected[case.scenario]) for ref, case in enumerate(injected, start=1)
     ]
+    counted = list(rows)
+    include_participants = len(participant) >= cohort_threshold
+    if include_participants:
+        counted += [_case_row(0, case, expected[case.scenario]) for case in participant]
+    totals = _totals(counted)
+    totals["drill_cases"] = len(cases)
+    totals["participant_reports"] = len(participant)
+    totals["participant_handling_counted"] = include_participants
     return {
         "campaign": dict(campaign),
         "frozen": frozen,
         "computed_at": _rfc3339(computed_at),
         "cohort_threshold": cohort_threshold,
-        "totals": _totals(rows),
+        "totals": totals,
         "cases": rows,
         "participants": _participant_counts(codes, expected),
         "cohorts": _cohorts(codes, expected, cohort_threshold),

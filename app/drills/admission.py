@@ -52,6 +52,9 @@ class DrillEntry:
     code_digest: bytes | None = None
     # What `POST /drills/{id}/inject` submits: the scenario's report.
     report: dict[str, Any] | None = None
+    # The round-robin turn an injection took before its report was sealed, if any:
+    # given back (`give_back_turn`) when the injection then fails.
+    turn: int | None = None
 
     @property
     def waives_proof_of_work(self) -> bool:
@@ -114,8 +117,8 @@ class DrillAdmission:
             )
         if scenario is None:
             # The next turn of the round robin, taken now (the report to seal depends on
-            # it), atomically: two injections at once get two turns. A turn whose
-            # injection then fails is skipped, nothing worse.
+            # it), atomically: two injections at once get two turns. An injection that
+            # then fails gives its turn back.
             turn = await self.session.scalar(
                 update(DrillCampaign)
                 .where(DrillCampaign.id == campaign.id)
@@ -123,8 +126,20 @@ class DrillAdmission:
                 .returning(DrillCampaign.injections)
             )
             scenario = (turn - 1) % len(campaign.scenarios) + 1
+        else:
+            turn = None
         report = campaign.scenarios[scenario - 1]["report"]
-        return DrillEntry(campaign.id, campaign.blind, Source.INJECTION, scenario, report=report)
+        return DrillEntry(campaign.id, campaign.blind, Source.INJECTION, scenario, report=report, turn=turn)
+
+    async def give_back_turn(self, entry: DrillEntry) -> None:
+        """An injection that took a turn and then failed (refused under the lock, or any
+        error) leaves the counter as it found it, unless a later turn was taken meanwhile."""
+        if entry.turn is not None:
+            await self.session.execute(
+                update(DrillCampaign)
+                .where(DrillCampaign.id == entry.campaign_id, DrillCampaign.injections == entry.turn)
+                .values(injections=entry.turn - 1)
+            )
 
     async def claim(self, entry: DrillEntry, now: datetime) -> int:
         """Take the token or code for good, in the transaction that stores the case."""

@@ -35,6 +35,34 @@ router = APIRouter(prefix="/api/v1", tags=["drills"])
 CSV = "text/csv"
 
 
+def _quality(accept: str, media_type: str) -> float:
+    """The q-value `accept` gives `media_type`, from the most specific range that
+    matches it (RFC 9110 12.5.1); 0 when none does."""
+    kind = media_type.split("/")[0]
+    best: tuple[int, float] = (-1, 0.0)
+    for part in accept.lower().split(","):
+        media_range, *parameters = (piece.strip() for piece in part.split(";"))
+        specificity = {media_type: 2, f"{kind}/*": 1, "*/*": 0}.get(media_range)
+        if specificity is None or specificity < best[0]:
+            continue
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    quality = 0.0
+        best = (specificity, quality)
+    return best[1]
+
+
+def prefers_csv(accept: str) -> bool:
+    """CSV only when asked for it by name and not liked less than JSON."""
+    csv = _quality(accept, CSV) if CSV in accept.lower() else 0.0
+    return csv > 0 and csv >= _quality(accept, "application/json")
+
+
 def campaign_out(view: CampaignView) -> dict:
     campaign = view.campaign
     return {
@@ -150,7 +178,7 @@ async def scorecard(
     campaign_id: uuid.UUID, request: Request, user: Coordinator, service: DrillServiceDep, now: Now
 ) -> Response:
     card = await service.scorecard(user, campaign_id, now)
-    if CSV in request.headers.get("accept", ""):
+    if prefers_csv(request.headers.get("accept", "")):
         return Response(scorecard_csv(card), media_type=f"{CSV}; charset=utf-8")
     return JSONResponse(card)
 

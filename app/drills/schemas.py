@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from app.domain.drills import CampaignAction, CampaignState
 from app.intake.schemas import ReportSubmission
@@ -88,6 +96,18 @@ class CampaignIn(BaseModel):
         description="true: staff see the drill's cases as ordinary ones until the campaign closes."
     )
     scenarios: list[Scenario | LibraryReference] = Field(min_length=1, max_length=MAX_SCENARIOS)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _a_plausible_instant(cls, value: datetime) -> datetime:
+        # Year 1 east of UTC, or 9999 west of it, has no UTC instant to store.
+        try:
+            in_utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("a date between the years 2000 and 2100") from None
+        if not 2000 <= in_utc.year <= 2100:
+            raise ValueError("a date between the years 2000 and 2100")
+        return in_utc
 
 
 class NumberedScenario(Scenario):
@@ -214,10 +234,17 @@ class ScorecardTotals(BaseModel):
     reporter_answered: int
     confidentiality_kept: int
     simulated_effects: int
+    participant_handling_counted: bool = Field(
+        description="Whether participants' reports count in the handling figures above: only "
+        "when there are at least `cohort_threshold` of them (injected cases always count)."
+    )
 
 
 class ScorecardCase(BaseModel):
-    ref: int = Field(description="A row number: no case id, no time, ordered by source and scenario.")
+    ref: int = Field(
+        description="A row number: no case id, no time, ordered by scenario. Injected cases only; "
+        "participants' reports are never listed one by one."
+    )
     source: Literal["injection", "participant"]
     scenario: int
     state: str

@@ -135,9 +135,14 @@ class IntakeService(Service):
                 campaign_id, coordinator_id, scenario, now
             )
         submission = ReportSubmission.model_validate(drill.report)
-        submitted, claimed = await self._submit(
-            submission, idempotency_key=None, drill_token=None, drill=drill, now=now
-        )
+        try:
+            submitted, claimed = await self._submit(
+                submission, idempotency_key=None, drill_token=None, drill=drill, now=now
+            )
+        except BaseException:
+            async with self.context.own_transaction() as session:
+                await DrillAdmission(session, self.settings.secret_key_bytes).give_back_turn(drill)
+            raise
         assert claimed is not None
         return Injected(receipt=submitted.receipt, received_on=submitted.received_on, scenario=claimed)
 

@@ -105,9 +105,10 @@ def test_seconds_are_whole_seconds_from_received():
 
 
 def test_a_time_before_received_counts_as_zero_seconds():
-    # A participant's report is received "on the hour", so it may be acknowledged "before" it.
+    # A received time can trail the acknowledgement (a participant's report is timed from
+    # its hour); the clamp holds for every row.
     case = _case(
-        source=Source.PARTICIPANT,
+        source=Source.INJECTION,
         received_at=RECEIVED,
         acknowledged_at=RECEIVED - timedelta(minutes=20),
         assessment_started_at=RECEIVED - timedelta(seconds=1),
@@ -220,8 +221,8 @@ def test_rows_are_ordered_by_source_scenario_and_key_never_by_time():
         (Source.INJECTION, 1, "k1"),
         (Source.INJECTION, 1, "k2"),
         (Source.INJECTION, 2, "k0"),
-        (Source.PARTICIPANT, 1, "k0"),
-        (Source.PARTICIPANT, 3, "a9"),
+        (Source.INJECTION, 3, "a0"),
+        (Source.INJECTION, 3, "a9"),
     ]
     cases = [
         _case(
@@ -282,6 +283,7 @@ SPEC_TOTALS = [
     "reporter_answered",
     "confidentiality_kept",
     "simulated_effects",
+    "participant_handling_counted",
 ]
 SPEC_CASE = [
     "ref",
@@ -591,3 +593,19 @@ def test_csv_neutralises_cells_a_spreadsheet_would_run_as_formulas():
     assert case["state"] == "'=1+1"
     # Numbers are written as they are.
     assert (case["label"], case["scenario"], case["simulated_effects"]) == ("1", "1", "0")
+
+
+def test_participants_reports_are_never_listed_and_count_only_when_enough():
+    """A row for one participant's report could single them out (the coordinator knows
+    which code had which scenario), whatever the cohorts' folding."""
+    injected = [_case("i1"), _case("i2", acknowledged_at=None, assessment_started_at=None)]
+    few = [_case(f"p{n}", source=Source.PARTICIPANT) for n in range(2)]
+    card = _scorecard(injected + few, threshold=3)
+    assert [row["source"] for row in card["cases"]] == ["injection", "injection"]
+    assert (card["totals"]["drill_cases"], card["totals"]["participant_reports"]) == (4, 2)
+    assert card["totals"]["participant_handling_counted"] is False
+    assert card["totals"]["acknowledged"] == 1  # the injections' only
+    enough = few + [_case("p2", source=Source.PARTICIPANT)]
+    card = _scorecard(injected + enough, threshold=3)
+    assert card["totals"]["participant_handling_counted"] is True
+    assert card["totals"]["acknowledged"] == 4 and len(card["cases"]) == 2

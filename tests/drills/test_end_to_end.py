@@ -101,8 +101,12 @@ async def test_a_blind_drill_from_start_to_finish(server: LiveServer) -> None:  
 
         card = (await client.get(f"/api/v1/drills/{cid}/scorecard", headers=drill_api)).json()
         assert (card["totals"]["drill_cases"], card["totals"]["injected"], card["totals"]["participant_reports"]) == (3, 2, 1)
-        assert card["totals"]["acknowledged"] == 3 and card["totals"]["median_seconds_to_acknowledge"] is not None
-        assert card["totals"]["routed_as_expected"] == 3 and card["totals"]["routing_scored"] == 3
+        # The one participant's report is counted, never listed, and (one is fewer than the
+        # cohort threshold) left out of the handling figures, which are the injections'.
+        assert card["totals"]["participant_handling_counted"] is False
+        assert [row["source"] for row in card["cases"]] == ["injection", "injection"]
+        assert card["totals"]["acknowledged"] == 2 and card["totals"]["median_seconds_to_acknowledge"] is not None
+        assert card["totals"]["routed_as_expected"] == 2 and card["totals"]["routing_scored"] == 2
         assert card["participants"] == {
             "codes_issued": 6, "codes_used": 3, "reports_filed": 1, "no_report_decisions": 1, "correct_decisions": 2,
         }

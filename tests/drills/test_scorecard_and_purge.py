@@ -107,9 +107,13 @@ async def test_a_campaign_is_scored_frozen_at_close_and_then_purged(client, staf
     assert (totals["drill_cases"], totals["injected"], totals["participant_reports"]) == (5, 2, 3)
     assert totals["acknowledged"] == 1
     assert totals["median_seconds_to_acknowledge"] == 600 and totals["median_seconds_to_assessment"] == 1500
-    assert totals["reporter_answered"] == 1 and totals["confidentiality_kept"] == 4
-    assert totals["routing_scored"] == 4 and totals["routed_as_expected"] == 3
-    assert sum(totals["acknowledgement_deadline"].values()) == 5
+    # Three participants' reports (below the threshold of 5): counted, never listed, and
+    # their handling left out of the figures, which are the two injections'.
+    assert totals["participant_handling_counted"] is False
+    assert totals["reporter_answered"] == 1 and totals["confidentiality_kept"] == 1
+    assert totals["routing_scored"] == 2 and totals["routed_as_expected"] == 2
+    assert sum(totals["acknowledgement_deadline"].values()) == 2
+    assert [row["source"] for row in card["cases"]] == ["injection", "injection"]
     assert card["participants"] == {
         "codes_issued": 13, "codes_used": 8, "reports_filed": 3, "no_report_decisions": 2, "correct_decisions": 3,
     }
@@ -130,7 +134,7 @@ async def test_a_campaign_is_scored_frozen_at_close_and_then_purged(client, staf
     as_csv = await client.get(f"/api/v1/drills/{cid}/scorecard", headers={**coordinator, "Accept": "text/csv"})
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.text)))
-    assert [row["kind"] for row in rows].count("case") == 5
+    assert [row["kind"] for row in rows].count("case") == 2
     assert {row["label"] for row in rows if row["kind"] == "cohort"} == {"감사팀", "other"}
 
     # Close: the numbers are frozen, then the campaign's cases are purged.
