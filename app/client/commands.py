@@ -90,6 +90,11 @@ def print_pages(
         typer.echo(f"{what_follows} follow: add --cursor {cursor} (or --all)", err=True)
 
 
+def print_model(model: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:
+    """A server's answer as JSON for scripts, or as text for a person."""
+    typer.echo(render.as_json(model.model_dump(mode="json")) if as_json else text(model))
+
+
 def read_stdin_text(what: str) -> str:
     if sys.stdin.isatty():
         typer.echo(f"Type the {what}; end it with Ctrl-D on a line of its own.", err=True)
@@ -315,10 +320,7 @@ def cases_history(case_id: uuid.UUID = CASE_ARGUMENT, as_json: bool = JSON_OPTIO
     """Every transition of the case: who, when, from, to, why."""
     with connect() as api:
         history = api.history(case_id)
-    if as_json:
-        typer.echo(render.as_json(history.model_dump(mode="json")))
-    else:
-        typer.echo(render.history_table(history.items))
+    print_model(history, as_json=as_json, text=lambda page: render.history_table(page.items))
 
 
 @cases_cli.command("grant")

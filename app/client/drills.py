@@ -20,7 +20,7 @@ from typing import Any
 import typer
 
 from app.client import render
-from app.client.commands import JSON_OPTION, connect, fails_in_one_line
+from app.client.commands import JSON_OPTION, connect, fails_in_one_line, print_model
 from app.client.errors import ClientError
 
 drills_cli = typer.Typer(
@@ -143,10 +143,7 @@ def drills_list(as_json: bool = JSON_OPTION) -> None:
     """Your campaigns, newest first."""
     with connect() as api:
         campaigns = api.campaigns()
-    if as_json:
-        typer.echo(render.as_json(campaigns.model_dump(mode="json")))
-    else:
-        typer.echo(render.campaigns_table(campaigns.items))
+    print_model(campaigns, as_json=as_json, text=lambda page: render.campaigns_table(page.items))
 
 
 @drills_cli.command("show")
@@ -155,10 +152,7 @@ def drills_show(campaign_id: uuid.UUID = CAMPAIGN_ARGUMENT, as_json: bool = JSON
     """One campaign: its state, window, counts and numbered scenarios."""
     with connect() as api:
         campaign = api.campaign(campaign_id)
-    if as_json:
-        typer.echo(render.as_json(campaign.model_dump(mode="json")))
-    else:
-        typer.echo(render.campaign_text(campaign))
+    print_model(campaign, as_json=as_json, text=render.campaign_text)
 
 
 @drills_cli.command("scenarios")
@@ -169,10 +163,7 @@ def drills_scenarios(as_json: bool = JSON_OPTION) -> None:
     A campaign copies one with {"library": SLUG} in its scenarios."""
     with connect() as api:
         library = api.scenario_library()
-    if as_json:
-        typer.echo(render.as_json(library.model_dump(mode="json")))
-    else:
-        typer.echo(render.library_table(library.items))
+    print_model(library, as_json=as_json, text=lambda page: render.library_table(page.items))
 
 
 @drills_cli.command("inject")
@@ -242,10 +233,7 @@ def drills_scorecard(
             typer.echo(text, nl=not text.endswith("\n"))
             return
         card = api.scorecard(campaign_id)
-    if as_json:
-        typer.echo(render.as_json(card.model_dump(mode="json")))
-    else:
-        typer.echo(render.scorecard_text(card))
+    print_model(card, as_json=as_json, text=render.scorecard_text)
 
 
 @drills_cli.command("pause")
