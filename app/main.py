@@ -14,6 +14,7 @@ from app.context import AppContext
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
 from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
 from app.drills import router as drills
+from app.identity import router as identity
 from app.intake import router as intake
 from app.intake.routing import warn_about_unreadable_channels
 from app.platform import health
@@ -101,4 +102,5 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(audit.router)
     app.include_router(drills.router)
+    app.include_router(identity.router)
     return app

@@ -19,6 +19,7 @@ from app.drills.models import (
     DrillEffect,
     DrillParticipantCode,
 )
+from app.identity.models import CaseIdentity, IdentityKey, IdentityRequest
 from app.intake.models import Installation, IntakeBudget
 from app.staff.models import StaffToken, StaffUser
 
@@ -38,6 +39,9 @@ __all__ = [
     "DrillCase",
     "DrillEffect",
     "DrillParticipantCode",
+    "CaseIdentity",
+    "IdentityKey",
+    "IdentityRequest",
     "Installation",
     "IntakeBudget",
     "StaffToken",

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, case, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, case, exists, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.domain.triage import CaseState
+from app.identity.models import CaseIdentity, IdentityKey
 from app.staff.models import StaffUser
 
 
@@ -50,6 +51,15 @@ def overdue_condition(today: date) -> ColumnElement[bool]:
 class CaseRepository:
     def __init__(self, session: AsyncSession):
         self.session = session
+
+    async def identity_flags(self, case_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, bool]:
+        """Whether the case has an identity sealed apart, and whether it was released to this user."""
+        identified = exists().where(CaseIdentity.case_id == case_id)
+        released = exists().where(
+            IdentityKey.case_id == case_id, IdentityKey.staff_user_id == user_id, IdentityKey.holder_kind == "requester"
+        )
+        row = (await self.session.execute(select(identified, released))).one()
+        return {"identified": bool(row[0]), "identity_released_to_you": bool(row[1])}
 
     async def case(self, case_id: uuid.UUID, *, lock: bool = False) -> Case | None:
         return await self.session.get(Case, case_id, with_for_update=lock or None, populate_existing=lock)

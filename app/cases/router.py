@@ -98,6 +98,8 @@ async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseService
         **summary(view),
         allowed_actions=view.allowed_actions,
         reporter_public_key=PublicKey(case.reporter_public_key).to_text(),
+        identified=view.identified,
+        identity_released_to_you=view.identity_released_to_you,
         sealed_report=case.sealed_report,
         content_key=SealedKeyOut(fingerprint=view.content_key.recipient_fingerprint, sealed_key=view.content_key.sealed_key)
         if view.content_key

@@ -94,6 +94,13 @@ class CaseDetail(CaseSummary):
     )
     messages: list[SealedMessageOut]
     attachments: list[SealedAttachmentOut]
+    identified: bool = Field(
+        description="The reporter gave contact details, sealed apart under an identity key that no "
+        "content key opens. `POST /cases/{id}/identity-requests` asks for it."
+    )
+    identity_released_to_you: bool = Field(
+        description="A custodian released the identity to your key: `GET /cases/{id}/identity`."
+    )
 
 
 class TransitionIn(BaseModel):

@@ -64,6 +64,8 @@ class CaseDetailView(CaseView):
     content_key: CaseKey | None
     messages: Sequence[tuple[CaseMessage, str | None]]
     attachments: Sequence[CaseAttachment]
+    identified: bool
+    identity_released_to_you: bool
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ class CaseService(Service):
             content_key=content_key,
             messages=[(message, authors.get(message.staff_user_id)) for message in messages],
             attachments=await self.content.attachments(case.id),
+            **await self.repository.identity_flags(case.id, user.id),
         )
         # Last: the audit head stays locked until the request commits.
         await self.audit.record(AuditAction.CASE_READ, now, user, case_id=case.id, content_key=content_key is not None)

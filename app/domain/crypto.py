@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import uuid
@@ -198,6 +199,55 @@ def open_content_key(sealed: bytes, private_key: PrivateKey, case_id: uuid.UUID)
     if len(content_key) != CONTENT_KEY_BYTES:
         raise DecryptionFailed("The content key has the wrong length.")
     return content_key
+
+
+# --- the identity key ---------------------------------------------------------------
+# A reporter's identity (the confidential contact) is sealed under a key of its own, so
+# that holding a case's content key opens the report but never the name. Its HPKE `info`
+# differs from the content key's: one sealed key can never stand in for the other.
+IDENTITY_KEY_BYTES = 32
+SEALED_IDENTITY_KEY_BYTES = SEALED_CONTENT_KEY_BYTES
+PURPOSE_IDENTITY = "identity"
+
+
+def _identity_key_context(case_id: uuid.UUID) -> bytes:
+    return FORMAT + b"identity-key|" + case_id.bytes
+
+
+def new_identity_key() -> bytes:
+    return os.urandom(IDENTITY_KEY_BYTES)
+
+
+def seal_identity_key(identity_key: bytes, recipient: PublicKey, case_id: uuid.UUID) -> bytes:
+    """HPKE-seal a case's identity key to one holder (SEALED_IDENTITY_KEY_BYTES long)."""
+    return SUITE.encrypt(identity_key, recipient.hpke_key(), info=_identity_key_context(case_id))
+
+
+def open_identity_key(sealed: bytes, private_key: PrivateKey, case_id: uuid.UUID) -> bytes:
+    try:
+        identity_key = SUITE.decrypt(sealed, private_key.hpke_key(), info=_identity_key_context(case_id))
+    except (InvalidTag, ValueError) as error:
+        raise DecryptionFailed("The identity key does not open with this private key.") from error
+    if len(identity_key) != IDENTITY_KEY_BYTES:
+        raise DecryptionFailed("The identity key has the wrong length.")
+    return identity_key
+
+
+def seal_identity(identity_key: bytes, identity: dict, case_id: uuid.UUID) -> bytes:
+    """The reporter's identity as padded UTF-8 JSON under the identity key."""
+    plaintext = json.dumps(identity, ensure_ascii=False, sort_keys=True).encode()
+    return seal(identity_key, plaintext, purpose=PURPOSE_IDENTITY, case_id=case_id)
+
+
+def open_identity(identity_key: bytes, sealed: bytes, case_id: uuid.UUID) -> dict:
+    opened = open_sealed(identity_key, sealed, purpose=PURPOSE_IDENTITY, case_id=case_id)
+    try:
+        identity = json.loads(opened)
+    except ValueError as error:
+        raise DecryptionFailed("The sealed identity is not JSON.") from error
+    if not isinstance(identity, dict):
+        raise DecryptionFailed("The sealed identity is not a JSON object.")
+    return identity
 
 
 def _associated_data(purpose: str, case_id: uuid.UUID, item_id: uuid.UUID | None) -> bytes:

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.cases.models import Case, CaseKey
+from app.cases.models import Case
 from app.domain.staff import Role
 from app.intake.models import Installation, IntakeBudget
 from app.staff.models import StaffUser
@@ -54,7 +54,8 @@ class IntakeRepository:
             query = query.where(StaffUser.username.in_(usernames))
         return (await self.session.scalars(query.order_by(StaffUser.username))).all()
 
-    async def add_case(self, case: Case, keys: Sequence[CaseKey]) -> None:
+    async def add_case(self, case: Case, keys: Sequence[object]) -> None:
+        """The case, then the rows that belong to it (its keys, its sealed identity)."""
         self.session.add(case)
         await self.session.flush()
         self.session.add_all(keys)

@@ -37,11 +37,17 @@ class ReportContent(BaseModel):
 
 
 class Contact(BaseModel):
-    """Given only by a reporter who chooses to be identified (confidentially); sealed."""
+    """Given only by a reporter who chooses to be identified (confidentially). Sealed apart
+    from the report, under a key that only the reporter, the recovery key and the identity
+    custodians hold: investigators who read the report see only that an identity exists,
+    until it is released to one of them with the reporter's consent or on a legal ground."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[Text, StringConstraints(max_length=200)] | None = None
+    department: Annotated[Text, StringConstraints(max_length=200)] | None = Field(
+        None, description="An employee's department or post."
+    )
     email: Annotated[Text, StringConstraints(max_length=320)] | None = None
     phone: Annotated[Text, StringConstraints(max_length=50)] | None = None
     notes: Annotated[Text, StringConstraints(max_length=FIELD_MAX)] | None = Field(

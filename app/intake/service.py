@@ -27,6 +27,7 @@ from app.domain.receipts import derive_receipt_secrets, new_receipt, parse_recei
 from app.domain.reporter_access import check_idempotency_key
 from app.domain.triage import CaseState, acknowledgement_due, feedback_due
 from app.drills.admission import DrillAdmission, DrillEntry
+from app.identity.sealing import seal_identity
 from app.intake.repository import IntakeRepository
 from app.intake.schemas import ReportSubmission
 
@@ -212,10 +213,9 @@ class IntakeService(Service):
         reporter_public = secrets.reporter_key().public_key
         case.reporter_public_key = reporter_public.raw
         content_key = crypto.new_content_key()
-        sealed = {
-            "content": submission.content.model_dump(exclude_none=True),
-            "contact": submission.contact.model_dump(exclude_none=True) if submission.contact else None,
-        }
+        # The contact is sealed apart under an identity key of its own (below): the report
+        # keeps `"contact": null`, so whoever reads the report does not read the name.
+        sealed = {"content": submission.content.model_dump(exclude_none=True), "contact": None}
         case.sealed_report = crypto.seal(
             content_key,
             json.dumps(sealed, ensure_ascii=False).encode(),
@@ -227,7 +227,15 @@ class IntakeService(Service):
             case.sealed_replay = self.idempotency.seal_receipt(
                 idempotency_key, case.id, json.dumps({"receipt": receipt, "request": fingerprint})
             )
-        keys = await self._seal_to_readers(case, content_key, reporter_public)
+        keys: list[object] = list(await self._seal_to_readers(case, content_key, reporter_public))
+        if submission.contact is not None:
+            keys += await seal_identity(
+                self.session,
+                case.id,
+                submission.contact.model_dump(exclude_none=True),
+                reporter_public,
+                self.settings.recovery_key,
+            )
 
         scenario = None
         try:

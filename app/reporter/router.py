@@ -12,8 +12,11 @@ from app.api.deps import Now
 from app.platform.multipart import multipart_events
 from app.platform.problems import problem_responses
 from app.reporter.deps import Reporter, ReporterForUpdate, ReporterServiceDep, ReporterStreaming
+from app.domain.identity import ReporterAnswer
 from app.reporter.schemas import (
     AttachmentOut,
+    IdentityAnswerIn,
+    IdentityRequestForReporter,
     MessageCreated,
     MessageIn,
     ReporterReport,
@@ -60,6 +63,20 @@ async def read_report(reporter: Reporter, service: ReporterServiceDep, response:
 async def send_message(body: MessageIn, reporter: ReporterForUpdate, service: ReporterServiceDep, now: Now) -> MessageCreated:
     message = await service.add_message(reporter, body.body, now)
     return MessageCreated(id=message.id, seq=message.seq, sent_on=message.sent_on)
+
+
+@router.post(
+    "/identity-requests/{request_id}",
+    response_model=IdentityRequestForReporter,
+    responses=problem_responses(401, 404, 409, 422),
+    summary="Consent to, or decline, a request to learn your identity",
+)
+async def answer_identity_request(
+    request_id: uuid.UUID, body: IdentityAnswerIn, reporter: Reporter, service: ReporterServiceDep, response: Response, now: Now
+) -> IdentityRequestForReporter:
+    response.headers.update(NO_STORE)
+    view = await service.answer_identity_request(reporter, request_id, ReporterAnswer(body.answer), now)
+    return IdentityRequestForReporter.model_validate(view)
 
 
 @router.post(

@@ -64,6 +64,37 @@ class AttachmentOut(BaseModel):
     )
 
 
+class IdentityRequestForReporter(BaseModel):
+    """A staff member's request to learn who the reporter is, as the reporter is shown it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    requested_on: date
+    requested_by_role: str = Field(description="The requester's role (investigator, triage or supervisor).")
+    reason: str = Field(description="Why they ask, in their words.")
+    status: Literal["pending", "declined", "consented", "approved", "released", "withdrawn"] = Field(
+        description="pending: awaiting your answer; consented / declined: your answer, which you may "
+        "change until the identity is released; approved: a supervisor decided the law requires "
+        "disclosure (see `legal_ground`); released: the requester can now read your identity; "
+        "withdrawn: the request was dropped."
+    )
+    your_answer: Literal["consent", "decline"] | None
+    legal_ground: str | None = Field(
+        description="The legal ground a supervisor recorded for disclosing without consent, once you may be told."
+    )
+    may_answer: bool = Field(description="Whether an answer (POST .../identity-requests/{id}) still counts.")
+
+
+class IdentityAnswerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: Literal["consent", "decline"] = Field(
+        description="consent: a custodian may give your identity to the requester; decline: they may not "
+        "(unless a supervisor records that the law requires it, in which case you are told)."
+    )
+
+
 class ReporterReport(BaseModel):
     status: str = Field(description="received, in_review, in_progress, referred or closed.")
     received_on: date
@@ -72,6 +103,11 @@ class ReporterReport(BaseModel):
     org_unit: str | None
     language: str
     content: dict[str, Any]
-    contact: dict[str, Any] | None
+    contact: dict[str, Any] | None = Field(
+        description="The contact you gave (sealed apart from the report, under a key investigators do not hold)."
+    )
+    identity_requests: list[IdentityRequestForReporter] = Field(
+        default_factory=list, description="Requests by staff to learn your identity, oldest first."
+    )
     messages: list[MessageOut]
     attachments: list[AttachmentOut]

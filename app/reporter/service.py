@@ -31,7 +31,9 @@ from app.domain.budgets import RECEIPT_FAILURES, window_start
 from app.domain.clock import organisation_date
 from app.domain.errors import Conflict, DomainError, NotAuthenticated, NotFound, TooManyAttempts
 from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
+from app.domain.identity import ReporterAnswer
 from app.domain.triage import public_status
+from app.identity.mailbox import Mailbox, ReporterRequestView
 from app.intake.repository import IntakeRepository
 from app.platform.multipart import MalformedMultipart, PartData, PartEnd, PartEvent, PartStart
 
@@ -54,6 +56,8 @@ class OpenedSession:
 class ReporterContext:
     case: Case
     content_key: bytes
+    # Opens the reporter's own identity key (their contact, sealed apart from the report).
+    reporter_key: crypto.PrivateKey
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,9 @@ class ReporterService(Service):
         sealed_key = await content.reporter_key(case.id)
         if sealed_key is None:
             raise NotAuthenticated("This report can no longer be opened with its receipt.")
-        content_key = crypto.open_content_key(sealed_key.sealed_key, secrets.reporter_key(), case.id)
-        return ReporterContext(case, content_key)
+        reporter_key = secrets.reporter_key()
+        content_key = crypto.open_content_key(sealed_key.sealed_key, reporter_key, case.id)
+        return ReporterContext(case, content_key, reporter_key)
 
     async def authenticate_briefly(self, token: str | None, now: datetime) -> ReporterContext:
         """In a transaction of its own that ends at once: for requests that stream for
@@ -144,6 +149,7 @@ class ReporterService(Service):
 
     async def report(self, context: ReporterContext) -> dict:
         case = context.case
+        mailbox = Mailbox(self.session, self.settings.zone)
         report = json.loads(
             crypto.open_sealed(
                 context.content_key, case.sealed_report, purpose=crypto.PURPOSE_REPORT, case_id=case.id
@@ -167,7 +173,9 @@ class ReporterService(Service):
             "org_unit": case.org_unit,
             "language": case.language,
             "content": report["content"],
-            "contact": report["contact"],
+            # Sealed apart since identities have their own key; inside the report before.
+            "contact": await mailbox.own_identity(case.id, context.reporter_key) or report["contact"],
+            "identity_requests": await mailbox.requests(case.id),
             "messages": messages,
             "attachments": [
                 attachment_info(context.content_key, attachment)
@@ -176,6 +184,14 @@ class ReporterService(Service):
         }
 
     # --- writing ---------------------------------------------------------------------
+
+    async def answer_identity_request(
+        self, context: ReporterContext, request_id: uuid.UUID, answer: ReporterAnswer, now: datetime
+    ) -> ReporterRequestView:
+        """Consent to, or decline, a request to learn the reporter's identity."""
+        return await Mailbox(self.session, self.settings.zone).answer(
+            context.case.id, request_id, answer, organisation_date(now, self.settings.zone)
+        )
 
     async def add_message(self, context: ReporterContext, body: str, now: datetime) -> CaseMessage:
         case = context.case  # locked by authenticate(lock=True): message numbers stay unique

@@ -14,7 +14,10 @@ ROLE_VALUES = ", ".join(f"'{role.value}'" for role in Role)
 
 class StaffUser(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "staff_users"
-    __table_args__ = (CheckConstraint(f"role IN ({ROLE_VALUES})", name="role"),)
+    __table_args__ = (
+        CheckConstraint(f"role IN ({ROLE_VALUES})", name="role"),
+        CheckConstraint("NOT is_identity_custodian OR role <> 'drill_coordinator'", name="custodian_role"),
+    )
 
     username: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(32))
@@ -31,6 +34,10 @@ class StaffUser(UUIDPrimaryKey, Timestamps, Base):
     # colleague's place among a case's recipients.
     public_key_fingerprint: Mapped[str | None] = mapped_column(String(39), unique=True)
     public_key_registered_at: Mapped[datetime | None]
+    # Set by an administrator: new reports' identity keys are sealed to every active
+    # custodian with a registered key. A flag, not a role, so that any of the six roles
+    # (but a drill coordinator) can also hold identities in trust.
+    is_identity_custodian: Mapped[bool] = mapped_column(default=False, server_default="false")
 
     @property
     def role_enum(self) -> Role:

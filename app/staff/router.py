@@ -12,7 +12,7 @@ from app.domain.crypto import PublicKey
 from app.domain.staff import Role
 from app.staff.deps import StaffServiceDep
 from app.staff.models import StaffUser
-from app.staff.schemas import ColleagueKeyOut, PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
+from app.staff.schemas import ColleagueKeyOut, CustodianIn, PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
 from app.staff.service import LoginRefused
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -98,6 +98,18 @@ async def deactivate_user(
 ) -> StaffUserOut:
     user = await service.deactivate(user_id, admin, now)
     return StaffUserOut.model_validate(user)
+
+
+@router.put(
+    "/users/{user_id}/identity-custodian",
+    response_model=StaffUserOut,
+    responses=problem_responses(401, 403, 404, 409, 422),
+    summary="Make an account an identity custodian, or no longer (admin; never one's own)",
+)
+async def set_custodian(
+    user_id: uuid.UUID, body: CustodianIn, admin: AdminUser, service: StaffServiceDep, now: Now
+) -> StaffUserOut:
+    return StaffUserOut.model_validate(await service.set_custodian(user_id, body.custodian, admin, now))
 
 
 @router.post(

@@ -27,6 +27,10 @@ class StaffUserOut(BaseModel):
     public_key_fingerprint: str | None = Field(
         None, description="Fingerprint of the registered public key, if any."
     )
+    is_identity_custodian: bool = Field(
+        False,
+        description="New reports' identity keys are sealed to this account's key (set by an administrator).",
+    )
 
 
 class StaffUserCreate(BaseModel):
@@ -57,3 +61,12 @@ class ColleagueKeyOut(BaseModel):
     role: str
     public_key: str
     fingerprint: str
+
+
+class CustodianIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    custodian: bool = Field(
+        description="true: seal the identity keys of reports arriving from now on to this account's key "
+        "too; false: no longer (identity keys already sealed to it stay sealed to it)."
+    )

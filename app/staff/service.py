@@ -18,7 +18,9 @@ from app.domain.crypto import PublicKey
 from app.domain.errors import (
     Conflict,
     DomainError,
+    Forbidden,
     InvalidCredentials,
+    InvalidInput,
     NotAuthenticated,
     NotFound,
     TooManyAttempts,
@@ -251,6 +253,23 @@ class StaffService(Service):
         await self.repository.revoke_tokens_of(user.id, now)
         await self.session.flush()
         await self.audit.record(AuditAction.USER_DEACTIVATED, now, acting_user, username=user.username)
+        return user
+
+    async def set_custodian(self, user_id: uuid.UUID, custodian: bool, acting_user: StaffUser, now: datetime) -> StaffUser:
+        """An identity custodian holds every new report's identity key in trust."""
+        user = await self._user(user_id)
+        if user.id == acting_user.id:
+            raise Forbidden("An administrator cannot make themselves a custodian, or stop being one; another administrator can.")
+        if custodian and not user.is_active:
+            raise Conflict("This account is deactivated.")
+        if custodian and user.role_enum is Role.DRILL_COORDINATOR:
+            raise InvalidInput("A drill coordinator plays no part in real cases and cannot be an identity custodian.")
+        if user.is_identity_custodian == custodian:
+            return user
+        user.is_identity_custodian = custodian
+        await self.session.flush()
+        action = AuditAction.USER_CUSTODIAN_SET if custodian else AuditAction.USER_CUSTODIAN_UNSET
+        await self.audit.record(action, now, acting_user, username=user.username)
         return user
 
     async def unlock(self, username_or_id: str | uuid.UUID, *, actor: StaffUser | None, now: datetime) -> StaffUser:

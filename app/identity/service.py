@@ -1,0 +1,343 @@
+"""The staff side of identity: asking for it, approving on a legal ground, releasing it,
+and reading a released one.
+
+The server never holds an identity key in the clear. A custodian's client opens the key
+sealed to the custodian and re-seals it to the requester's registered public key; the
+server checks who may do what (`app.domain.identity`), stores the sealed key, and writes
+each step to the audit chain in the transaction that takes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.service import AuditLog
+from app.cases.models import Case
+from app.context import AppContext, Service
+from app.domain import crypto
+from app.domain.audit import AuditAction
+from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.identity import (
+    IdentityConflict,
+    ReporterAnswer,
+    RequestStatus,
+    check_approval,
+    check_release,
+    check_withdrawal,
+)
+from app.domain.staff import Role
+from app.domain.triage import CASE_ROLES, may_see_case
+from app.identity.models import CaseIdentity, IdentityKey, IdentityRequest
+from app.identity.repository import IdentityRepository
+from app.staff.models import StaffUser
+
+
+class NoIdentity(Conflict):
+    slug = "no-identity"
+    title = "This case has no identity sealed apart"
+
+
+class IdentityNotReleased(Forbidden):
+    slug = "identity-not-released"
+    title = "No identity of this case was released to you"
+
+
+@dataclass(frozen=True)
+class RequestView:
+    request: IdentityRequest
+    usernames: dict[uuid.UUID, str]
+
+
+@dataclass(frozen=True)
+class Releasable:
+    """What a custodian's client needs to release a request: the identity key sealed to the
+    custodian, the sealed identity (to check the key opens it), the requester's key."""
+
+    view: RequestView
+    custodian_key: IdentityKey
+    sealed_identity: bytes
+    requester_username: str
+    requester_public_key: bytes
+    requester_fingerprint: str
+
+
+@dataclass(frozen=True)
+class Pending:
+    to_release: list[Releasable]
+    to_approve: list[RequestView]
+
+
+@dataclass(frozen=True)
+class ReleasedIdentity:
+    case_id: uuid.UUID
+    request_id: uuid.UUID
+    sealed_identity: bytes
+    sealed_key: IdentityKey
+
+
+class IdentityService(Service):
+    def __init__(self, session: AsyncSession, context: AppContext):
+        super().__init__(session, context)
+        self.repository = IdentityRepository(session)
+        self.audit = AuditLog(session)
+
+    # --- access ---------------------------------------------------------------------------
+
+    async def _visible_case(self, user: StaffUser, case_id: uuid.UUID, *, lock: bool = False) -> Case:
+        if user.role_enum not in CASE_ROLES:
+            raise NotFound("No case with this id is open to you.")
+        case = await self.repository.case(case_id, lock=lock)
+        if case is None or not may_see_case(user.role_enum, case.assignee_id == user.id):
+            raise NotFound("No case with this id is open to you.")
+        return case
+
+    async def _visible_request(self, user: StaffUser, request_id: uuid.UUID, *, lock: bool = False) -> IdentityRequest:
+        """A request is open to whoever may see its case, and to a custodian who holds the
+        case's identity key (custodians need not read cases). Others get "not found"."""
+        request = await self.repository.request(request_id, lock=lock)
+        if request is not None:
+            case = await self.repository.case(request.case_id)
+            if case is not None and user.role_enum in CASE_ROLES and may_see_case(user.role_enum, case.assignee_id == user.id):
+                return request
+            if user.is_identity_custodian and await self.repository.holder_key(request.case_id, "custodian", user.id):
+                return request
+        raise NotFound("No identity request with this id is open to you.")
+
+    async def view(self, request: IdentityRequest) -> RequestView:
+        ids = {
+            request.requester_id,
+            request.approver_id,
+            request.custodian_id,
+            request.withdrawn_by_id,
+            request.notice_lifted_by_id,
+        }
+        return RequestView(request, await self.repository.usernames({id_ for id_ in ids if id_ is not None}))
+
+    # --- asking ---------------------------------------------------------------------------
+
+    async def request(self, user: StaffUser, case_id: uuid.UUID, reason: str, now: datetime) -> RequestView:
+        case = await self._visible_case(user, case_id, lock=True)
+        if not await self.repository.holds_content_key(case.id, user.id):
+            raise Conflict(
+                "You hold no key to this case, so you cannot have read it; ask for a grant first, "
+                "then ask for the identity.",
+            )
+        if not await self.repository.is_identified(case.id):
+            raise NoIdentity(
+                "The reporter of this case gave no contact details sealed apart (an anonymous report, "
+                "or one received before identities had their own key); there is no identity to request."
+            )
+        if user.public_key_fingerprint is None:
+            raise InvalidInput("Register a public key first: a released identity is sealed to it.")
+        if await self.repository.staff_keys(case.id, user.id):
+            raise Conflict("You already hold this case's identity key.")
+        if await self.repository.open_request_of(case.id, user.id) is not None:
+            raise Conflict("You already have an open request for this case's identity.")
+        request = IdentityRequest(
+            id=uuid.uuid4(),
+            case_id=case.id,
+            status=RequestStatus.PENDING.value,
+            requester_id=user.id,
+            requested_at=now,
+            reason=reason,
+        )
+        try:
+            async with self.session.begin_nested():
+                await self.repository.add(request)
+        except IntegrityError:  # the same person asking twice at the same moment
+            raise Conflict("You already have an open request for this case's identity.") from None
+        await self.audit.record(
+            AuditAction.IDENTITY_REQUESTED, now, user, case_id=case.id, request_id=str(request.id), reason=reason
+        )
+        return await self.view(request)
+
+    async def requests_for_case(self, user: StaffUser, case_id: uuid.UUID) -> list[RequestView]:
+        case = await self._visible_case(user, case_id)
+        return [await self.view(request) for request in await self.repository.requests_for_case(case.id)]
+
+    async def get(self, user: StaffUser, request_id: uuid.UUID) -> RequestView:
+        return await self.view(await self._visible_request(user, request_id))
+
+    # --- deciding -------------------------------------------------------------------------
+
+    async def approve(
+        self, user: StaffUser, request_id: uuid.UUID, legal_ground: str, withheld_reason: str | None, now: datetime
+    ) -> RequestView:
+        request = await self._visible_request(user, request_id, lock=True)
+        check_approval(RequestStatus(request.status), user.role_enum, user.id, request.requester_id)
+        request.status = RequestStatus.APPROVED.value
+        request.approver_id = user.id
+        request.approved_at = now
+        request.legal_ground = legal_ground
+        request.notice_withheld = withheld_reason is not None
+        request.withheld_reason = withheld_reason
+        await self.repository.add()
+        await self.audit.record(
+            AuditAction.IDENTITY_APPROVED,
+            now,
+            user,
+            case_id=request.case_id,
+            request_id=str(request.id),
+            legal_ground=legal_ground,
+            notice_withheld=request.notice_withheld,
+            withheld_reason=withheld_reason,
+            **self._reporter_answer(request),
+        )
+        return await self.view(request)
+
+    async def release(
+        self, user: StaffUser, request_id: uuid.UUID, fingerprint: str, sealed_key: bytes, now: datetime
+    ) -> RequestView:
+        request = await self._visible_request(user, request_id, lock=True)
+        basis = check_release(
+            RequestStatus(request.status),
+            user.id,
+            is_custodian=user.is_identity_custodian and user.role_enum is not Role.DRILL_COORDINATOR,
+            requester_id=request.requester_id,
+            approver_id=request.approver_id,
+        )
+        if await self.repository.holder_key(request.case_id, "custodian", user.id) is None:
+            raise Conflict(
+                "This case's identity key was not sealed to you (you became a custodian, or registered "
+                "your key, after the report arrived); another custodian must release it."
+            )
+        requester = await self.repository.staff_user(request.requester_id)
+        case = await self.repository.case(request.case_id)
+        assert requester is not None and case is not None
+        if not requester.is_active or not may_see_case(requester.role_enum, case.assignee_id == requester.id):
+            raise Conflict(
+                f"`{requester.username}` may no longer read this case; the request should be withdrawn."
+            )
+        if requester.public_key_fingerprint != fingerprint:
+            raise Conflict(
+                f"`{requester.username}`'s key is {requester.public_key_fingerprint}, not {fingerprint}; "
+                "fetch the request again and re-seal.",
+                current_fingerprint=requester.public_key_fingerprint,
+            )
+        if len(sealed_key) != crypto.SEALED_IDENTITY_KEY_BYTES:
+            raise InvalidInput(
+                f"A sealed identity key is {crypto.SEALED_IDENTITY_KEY_BYTES} bytes; this one is {len(sealed_key)}.",
+                field="sealed_key",
+            )
+        if await self.repository.key_for_fingerprint(case.id, fingerprint) is not None:
+            raise Conflict(f"`{requester.username}`'s key already holds this case's identity key.")
+        request.status = RequestStatus.RELEASED.value
+        request.custodian_id = user.id
+        request.released_at = now
+        request.basis = basis.value
+        await self.repository.add(
+            IdentityKey(
+                case_id=case.id,
+                holder_kind="requester",
+                staff_user_id=requester.id,
+                recipient_fingerprint=fingerprint,
+                sealed_key=sealed_key,
+                request_id=request.id,
+            )
+        )
+        await self.audit.record(
+            AuditAction.IDENTITY_RELEASED,
+            now,
+            user,
+            case_id=case.id,
+            request_id=str(request.id),
+            basis=basis.value,
+            requester=requester.username,
+            fingerprint=fingerprint,
+            approver=(await self.repository.usernames({request.approver_id})).get(request.approver_id)
+            if request.approver_id
+            else None,
+            **self._reporter_answer(request),
+        )
+        return await self.view(request)
+
+    async def withdraw(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> RequestView:
+        request = await self._visible_request(user, request_id, lock=True)
+        check_withdrawal(RequestStatus(request.status), user.role_enum, user.id, request.requester_id)
+        request.status = RequestStatus.WITHDRAWN.value
+        request.withdrawn_by_id = user.id
+        request.withdrawn_at = now
+        await self.repository.add()
+        await self.audit.record(
+            AuditAction.IDENTITY_WITHDRAWN,
+            now,
+            user,
+            case_id=request.case_id,
+            request_id=str(request.id),
+            **self._reporter_answer(request),
+        )
+        return await self.view(request)
+
+    async def lift_withholding(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> RequestView:
+        request = await self._visible_request(user, request_id, lock=True)
+        if user.role_enum is not Role.SUPERVISOR:
+            raise Forbidden("Only a supervisor may let the reporter be told.")
+        if not request.notice_withheld or request.notice_lifted_at is not None:
+            raise IdentityConflict("The reporter is not being kept from this decision; there is nothing to lift.")
+        request.notice_lifted_by_id = user.id
+        request.notice_lifted_at = now
+        await self.repository.add()
+        await self.audit.record(
+            AuditAction.IDENTITY_NOTICE_LIFTED, now, user, case_id=request.case_id, request_id=str(request.id)
+        )
+        return await self.view(request)
+
+    @staticmethod
+    def _reporter_answer(request: IdentityRequest) -> dict[str, str | None]:
+        """The reporter's answer, entered into the chain by the staff step relying on it."""
+        return {
+            "reporter_answer": ReporterAnswer(request.reporter_answer).value if request.reporter_answer else None,
+            "reporter_answered_on": request.reporter_answered_on.isoformat() if request.reporter_answered_on else None,
+        }
+
+    # --- work waiting ----------------------------------------------------------------------
+
+    async def pending(self, user: StaffUser) -> Pending:
+        """Requests waiting for this caller: to release (a custodian), to weigh (a supervisor)."""
+        to_release: list[Releasable] = []
+        if user.is_identity_custodian and user.role_enum is not Role.DRILL_COORDINATOR:
+            for request, key in await self.repository.releasable_by(user.id):
+                requester = await self.repository.staff_user(request.requester_id)
+                identity = await self.repository.identity(request.case_id)
+                if requester is None or requester.public_key is None or identity is None:
+                    continue
+                to_release.append(
+                    Releasable(
+                        view=await self.view(request),
+                        custodian_key=key,
+                        sealed_identity=identity.sealed_identity,
+                        requester_username=requester.username,
+                        requester_public_key=requester.public_key,
+                        requester_fingerprint=requester.public_key_fingerprint or "",
+                    )
+                )
+        to_approve: list[RequestView] = []
+        if user.role_enum is Role.SUPERVISOR:
+            to_approve = [await self.view(request) for request in await self.repository.awaiting_approval(user.id)]
+        return Pending(to_release, to_approve)
+
+    # --- reading a released identity ---------------------------------------------------------
+
+    async def released_identity(self, user: StaffUser, case_id: uuid.UUID, now: datetime) -> ReleasedIdentity:
+        case = await self._visible_case(user, case_id)
+        keys: Sequence[IdentityKey] = [
+            key for key in await self.repository.staff_keys(case.id, user.id) if key.holder_kind == "requester"
+        ]
+        identity: CaseIdentity | None = await self.repository.identity(case.id)
+        if not keys or identity is None:
+            raise IdentityNotReleased(
+                "No identity of this case was released to you; `POST /api/v1/cases/{id}/identity-requests` asks for it."
+            )
+        key = next((key for key in keys if key.recipient_fingerprint == user.public_key_fingerprint), keys[-1])
+        assert key.request_id is not None
+        await self.audit.record(
+            AuditAction.IDENTITY_READ, now, user, case_id=case.id, request_id=str(key.request_id)
+        )
+        return ReleasedIdentity(case.id, key.request_id, identity.sealed_identity, key)
