@@ -21,9 +21,11 @@ from app.cases.models import Case, CaseKey, CaseMessage
 from app.domain import crypto
 from app.domain.receipts import parse_receipt
 from app.domain.staff import Role
+from app.identity.models import CaseIdentity, IdentityKey
 from app.staff.models import StaffUser
 from tests.conftest import STRONG_PASSWORD, StaffFactory
 from tests.drills.helpers import campaign_body
+from tests.identity.helpers import REASON, Office, answer_as_reporter
 from tests.intake.helpers import idempotency_key, report_body, reporter_headers, solved_pow, submit_ok
 
 CLIENT_ADDRESS = "203.0.113.77"
@@ -155,6 +157,47 @@ async def test_a_database_dump_reveals_no_report_receipt_or_reporter(
     swapped = await client.get("/api/v1/reporter/report", headers=mailbox)
     assert swapped.status_code == 500
     assert not any(marker in swapped.text for marker in markers)
+
+
+async def test_a_database_dump_reveals_no_identity_even_after_its_release(
+    live, recovery_key: crypto.PrivateKey, password_hashing, strong_password_hash: str
+) -> None:
+    """An identified report, asked for, consented to and released: the dump holds the
+    identity only sealed, and only the reporter, the recovery key, the custodian and (after
+    release) the requester can open it; the content key never does."""
+    client = live.client
+    office = Office(client, live.sessionmaker, StaffFactory(live.sessionmaker, client, password_hashing, strong_password_hash))
+    await office.hire("triage", Role.TRIAGE)
+    custodian = await office.hire("custodian", Role.AUDITOR, custodian=True)
+    marker = f"IDMARK-{uuid.uuid4().hex[:12]}"
+    contact = {"name": f"Name {marker}", "department": f"Dept {marker}", "email": f"{marker}@example.org", "phone": marker[-10:]}
+    receipt, case_id = await office.file_identified_report("dump", contact=contact)
+    request_id = (await office.ask(case_id, "triage")).json()["id"]
+    assert (await answer_as_reporter(client, receipt, request_id, "consent")).status_code == 200
+    assert (await office.release(request_id, "custodian")).status_code == 200
+    assert await office.read_identity(case_id, "triage") == contact
+
+    dump = pg_dump(live.url)
+    assert "COPY public.case_identities" in dump and "COPY public.identity_requests" in dump
+    haystack = dump_bytes(dump)
+    for secret in (marker, marker[-10:], "Dept ", "example.org"):
+        assert secret.encode() not in haystack, f"{secret} found in the database dump"
+    assert REASON.encode() in haystack  # the search could have failed: the clear reason is there
+
+    async with live.sessionmaker() as session:
+        sealed = (await session.get(CaseIdentity, case_id)).sealed_identity
+        holders = {key.recipient_fingerprint: key.sealed_key for key in (await session.scalars(select(IdentityKey))).all()}
+        content_keys = (await session.scalars(select(CaseKey).where(CaseKey.case_id == case_id))).all()
+    for private_key in (recovery_key, custodian.key, office["triage"].key):
+        identity_key = crypto.open_identity_key(holders[private_key.public_key.fingerprint], private_key, case_id)
+        assert crypto.open_identity(identity_key, sealed, case_id) == contact
+    for key in content_keys:  # the recovery key's content key does not open it either
+        if key.recipient_kind == "recovery":
+            content_key = crypto.open_content_key(key.sealed_key, recovery_key, case_id)
+            with pytest.raises(crypto.DecryptionFailed):
+                crypto.open_identity(content_key, sealed, case_id)
+            with pytest.raises(crypto.DecryptionFailed):  # nor does a content key's seal pass as an identity key's
+                crypto.open_identity_key(key.sealed_key, recovery_key, case_id)
 
 
 def _free_port() -> int:

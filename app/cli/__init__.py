@@ -18,7 +18,7 @@ import typer
 
 from app.cli import server
 from app.cli.server import write_private_key
-from app.client import admin, commands, drills
+from app.client import admin, commands, drills, identity
 
 __all__ = ["cli", "main", "write_private_key"]
 
@@ -54,12 +54,15 @@ cli.add_typer(commands.cases_cli, name="cases")
 cli.add_typer(admin.audit_cli, name="audit")
 # The drill coordinators' side: talks to a running server.
 cli.add_typer(drills.drills_cli, name="drills")
+# Custodians and supervisors: requests to learn a reporter's identity.
+cli.add_typer(identity.identity_cli, name="identity")
 
 db_cli.command("upgrade")(server.db_upgrade)
 users_cli.command("create", rich_help_panel=ON_THIS_MACHINE)(server.users_create)
 users_cli.command("unlock", rich_help_panel=ON_THIS_MACHINE)(server.users_unlock)
 users_cli.command("list", rich_help_panel=ON_THE_SERVER)(admin.users_list)
 users_cli.command("deactivate", rich_help_panel=ON_THE_SERVER)(admin.users_deactivate)
+users_cli.command("custodian", rich_help_panel=ON_THE_SERVER)(admin.users_custodian)
 keys_cli.command("generate")(server.keys_generate)
 keys_cli.command("register")(commands.keys_register)
 

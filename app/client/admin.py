@@ -1,5 +1,5 @@
 """What administrators and auditors do with a running server: `users list`,
-`users deactivate`, `audit verify`, `audit list` and `stats`.
+`users deactivate`, `users custodian`, `audit verify`, `audit list` and `stats`.
 
 Like the `cases` commands they use CLEANWINDOW_URL and CLEANWINDOW_TOKEN, never the
 database, and every failure (a role the server refuses, a server that is down) is one
@@ -56,6 +56,35 @@ def users_deactivate(
         typer.echo(render.as_json(deactivated.model_dump(mode="json")))
     else:
         typer.echo(f"deactivated {deactivated.username!r}; its tokens no longer work")
+
+
+@fails_in_one_line
+def users_custodian(
+    username: str = typer.Argument(..., help="The account to make an identity custodian."),
+    off: bool = typer.Option(False, "--off", help="No longer a custodian (keys already sealed to it stay)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Make an account an identity custodian, or no longer (admin; another admin's account only).
+    Reports arriving from then on have their identity key sealed to its registered key too."""
+    try:
+        wanted = normalize_username(username)
+    except InvalidInput as error:
+        raise ClientError(error.detail, 2) from None
+    with connect() as api:
+        account = next((user for user in api.users() if user.username == wanted), None)
+        if account is None:
+            raise ClientError(f"no staff account is named {wanted!r}")
+        changed = api.set_custodian(account.id, not off)
+    if as_json:
+        typer.echo(render.as_json(changed.model_dump(mode="json")))
+    elif changed.is_identity_custodian:
+        key = changed.public_key_fingerprint
+        typer.echo(
+            f"{changed.username!r} is an identity custodian; new reports' identities are sealed to "
+            + (f"key {key}" if key else "its key once it registers one")
+        )
+    else:
+        typer.echo(f"{changed.username!r} is no longer an identity custodian")
 
 
 @audit_cli.command("verify")

@@ -24,11 +24,15 @@ from app.client.models import (
     CreatedCampaign,
     GrantMade,
     History,
+    IdentityRequest,
+    IdentityRequests,
     Injection,
     IssuedCodes,
     IssuedToken,
     MessageSent,
+    PendingIdentityWork,
     RegisteredKey,
+    ReleasedIdentity,
     ScenarioLibrary,
     Scorecard,
     StaffAccount,
@@ -155,6 +159,40 @@ class ApiClient:
             "sealed_key": b64url_encode(sealed_key),
         }
         return self._parse(GrantMade, self._request("POST", f"/cases/{case_id}/grants", json=body))
+
+    # --- confidential identity ------------------------------------------------------------
+
+    def request_identity(self, case_id: uuid.UUID, reason: str) -> IdentityRequest:
+        answer = self._request("POST", f"/cases/{case_id}/identity-requests", json={"reason": reason})
+        return self._parse(IdentityRequest, answer)
+
+    def identity_requests(self, case_id: uuid.UUID) -> list[IdentityRequest]:
+        return self._parse(IdentityRequests, self._request("GET", f"/cases/{case_id}/identity-requests")).root
+
+    def identity_request(self, request_id: uuid.UUID) -> IdentityRequest:
+        return self._parse(IdentityRequest, self._request("GET", f"/identity-requests/{request_id}"))
+
+    def pending_identity_work(self) -> PendingIdentityWork:
+        return self._parse(PendingIdentityWork, self._request("GET", "/identity-requests/pending"))
+
+    def act_on_identity_request(
+        self, request_id: uuid.UUID, action: str, body: Mapping[str, Any] | None = None
+    ) -> IdentityRequest:
+        answer = self._request("POST", f"/identity-requests/{request_id}/{action}", json=body)
+        return self._parse(IdentityRequest, answer)
+
+    def release_identity(self, request_id: uuid.UUID, fingerprint: str, sealed_key: bytes) -> IdentityRequest:
+        from app.domain.crypto import b64url_encode  # the caller sealed it: already loaded
+
+        body = {"fingerprint": fingerprint, "sealed_key": b64url_encode(sealed_key)}
+        return self.act_on_identity_request(request_id, "release", body)
+
+    def released_identity(self, case_id: uuid.UUID) -> ReleasedIdentity:
+        return self._parse(ReleasedIdentity, self._request("GET", f"/cases/{case_id}/identity"))
+
+    def set_custodian(self, user_id: uuid.UUID, custodian: bool) -> StaffAccount:
+        answer = self._request("PUT", f"/users/{user_id}/identity-custodian", json={"custodian": custodian})
+        return self._parse(StaffAccount, answer)
 
     def users(self) -> list[StaffAccount]:
         return self._parse(StaffAccounts, self._request("GET", "/users")).root

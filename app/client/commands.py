@@ -112,6 +112,14 @@ def opened(api: ApiClient, case_id: uuid.UUID, key_path: Path) -> OpenedCase:
     return open_case(api.case(case_id), private_key, key_path)
 
 
+def released_identity(api: ApiClient, case: OpenedCase, key_path: Path) -> dict[str, Any]:
+    from app.client.sealing import open_released_identity
+
+    if not case.sealed.identified:
+        raise ClientError(f"the reporter of case {case.id} gave no identity sealed apart; there is none to show")
+    return open_released_identity(api.released_identity(case.id), case.private_key, key_path)
+
+
 def case_document(case: OpenedCase) -> dict[str, Any]:
     """The case with everything sealed replaced by its plaintext: `cases show --json`."""
     sealed = case.sealed
@@ -233,12 +241,22 @@ def cases_list(
 @cases_cli.command("show")
 @fails_in_one_line
 def cases_show(
-    case_id: uuid.UUID = CASE_ARGUMENT, key: Path = KEY_OPTION, as_json: bool = JSON_OPTION
+    case_id: uuid.UUID = CASE_ARGUMENT,
+    key: Path = KEY_OPTION,
+    as_json: bool = JSON_OPTION,
+    identity: bool = typer.Option(
+        False,
+        "--identity",
+        help="Also open the reporter's identity, once a custodian released it to you (audited).",
+    ),
 ) -> None:
-    """Fetch the sealed case and decrypt it here: the report, the contact details, the
-    messages and the attachments' names."""
+    """Fetch the sealed case and decrypt it here: the report, the messages and the
+    attachments' names; with --identity, the identity released to you."""
     with connect() as api:
-        document = case_document(opened(api, case_id, key))
+        case = opened(api, case_id, key)
+        document = case_document(case)
+        if identity:
+            document["identity"] = released_identity(api, case, key)
     typer.echo(render.as_json(document) if as_json else render.case_text(document))
     for message in document["messages"]:
         if not message["readable"]:
@@ -254,6 +272,25 @@ def cases_show(
                 "(its sealed description is damaged); the rest of the case is shown",
                 err=True,
             )
+
+
+@cases_cli.command("identity-request")
+@fails_in_one_line
+def cases_identity_request(
+    case_id: uuid.UUID = CASE_ARGUMENT,
+    reason: str = typer.Option(
+        ...,
+        "--reason",
+        help="Why you need to know who the reporter is. The reporter reads it word for word; "
+        "write no detail of the report into it.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Ask to learn who the reporter is. The reporter is asked for consent in the mailbox;
+    a supervisor may instead record a legal ground; a custodian then releases it to you."""
+    with connect() as api:
+        request = api.request_identity(case_id, reason)
+    print_model(request, as_json=as_json, text=render.identity_request_text)
 
 
 @cases_cli.command("reply")

@@ -84,6 +84,10 @@ class CaseDetail(CaseSummary):
     messages: list[SealedMessage] = []
     attachments: list[SealedAttachment] = []
     allowed_actions: list[str] = []
+    # Absent from a server older than sealed identities: such a server kept the contact
+    # inside the report.
+    identified: bool = False
+    identity_released_to_you: bool = False
 
 
 class TransitionResult(CaseSummary):
@@ -139,6 +143,7 @@ class StaffAccount(Answer):
     is_active: bool
     created_at: datetime
     public_key_fingerprint: str | None = None
+    is_identity_custodian: bool = False
 
 
 class StaffAccounts(RootModel[list[StaffAccount]]):
@@ -307,3 +312,50 @@ class Scorecard(Answer):
     cases: list[ScorecardCase]
     participants: ParticipantFigures
     cohorts: list[CohortFigures] = []
+
+
+# --- confidential identity --------------------------------------------------------------
+
+
+class IdentityRequest(Answer):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    status: str
+    requested_by: str
+    requested_at: datetime
+    reason: str
+    reporter_answer: str | None = None
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    legal_ground: str | None = None
+    notice_withheld: bool = False
+    withheld_reason: str | None = None
+    released_by: str | None = None
+    released_at: datetime | None = None
+    basis: str | None = None
+    withdrawn_by: str | None = None
+
+
+class IdentityRequests(RootModel[list[IdentityRequest]]):
+    """`GET /cases/{id}/identity-requests` answers a bare list."""
+
+
+class ReleaseWork(Answer):
+    request: IdentityRequest
+    custodian_key: SealedKey
+    sealed_identity: Sealed
+    requester: str
+    requester_public_key: str
+    requester_fingerprint: str
+
+
+class PendingIdentityWork(Answer):
+    to_release: list[ReleaseWork] = []
+    to_approve: list[IdentityRequest] = []
+
+
+class ReleasedIdentity(Answer):
+    case_id: uuid.UUID
+    request_id: uuid.UUID
+    sealed_identity: Sealed
+    identity_key: SealedKey

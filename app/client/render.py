@@ -19,7 +19,9 @@ if TYPE_CHECKING:
         Campaign,
         CaseSummary,
         HistoryEntry,
+        IdentityRequest,
         LibraryScenario,
+        PendingIdentityWork,
         Scorecard,
         StaffAccount,
         Stats,
@@ -147,7 +149,7 @@ def users_table(users: Sequence[StaffAccount]) -> str:
         [
             [
                 user.username,
-                user.role,
+                f"{user.role}+custodian" if user.is_identity_custodian else user.role,
                 "yes" if user.is_active else "no",
                 user.public_key_fingerprint,
                 timestamp(user.created_at),
@@ -227,6 +229,20 @@ def fields(values: dict[str, Any]) -> list[str]:
     return lines
 
 
+def contact_lines(document: dict[str, Any]) -> list[str]:
+    """The identity released to the reader, or what they may know of it: that it exists."""
+    if document.get("identity"):
+        return [f"{INDENT}(released to you; confidential: do not pass it on)", *fields(document["identity"])]
+    if document["report"].get("contact"):  # a report from before identities were sealed apart
+        return fields(document["report"]["contact"])
+    if document.get("identified"):
+        return [
+            f"{INDENT}(identified, sealed apart: `cleanwindow cases identity-request {document['id']} --reason ...` "
+            "asks for it; once released, `cases show --identity` shows it)"
+        ]
+    return [f"{INDENT}(anonymous)"]
+
+
 def case_text(document: dict[str, Any]) -> str:
     """A decrypted case (the `--json` document of `cases show`) for a person to read."""
     marks = "".join(
@@ -252,11 +268,7 @@ def case_text(document: dict[str, Any]) -> str:
         "REPORT",
         *fields(document["report"]["content"]),
         "CONTACT",
-        *(
-            fields(document["report"]["contact"])
-            if document["report"].get("contact")
-            else [f"{INDENT}(anonymous)"]
-        ),
+        *contact_lines(document),
         "",
         "MESSAGES",
     ]
@@ -501,3 +513,60 @@ def scorecard_text(card: Scorecard) -> str:
     else:
         lines.append(f"{INDENT}(none)")
     return "\n".join(lines)
+
+
+# --- confidential identity --------------------------------------------------------------
+
+
+def identity_request_text(request: IdentityRequest) -> str:
+    lines = [
+        f"identity request {request.id}  case {request.case_id}  {request.status}",
+        f"asked by {request.requested_by} at {timestamp(request.requested_at)} UTC",
+        f"reason: {printable(request.reason)}",
+        f"reporter's answer: {request.reporter_answer or NONE}",
+    ]
+    if request.approved_by:
+        withheld = "  (the reporter is not told yet)" if request.notice_withheld else ""
+        lines.append(f"legal ground recorded by {request.approved_by}: {printable(request.legal_ground or '')}{withheld}")
+        if request.withheld_reason:
+            lines.append(f"notice withheld because: {printable(request.withheld_reason)}")
+    if request.released_by:
+        lines.append(f"released by {request.released_by} at {timestamp(request.released_at)} UTC ({request.basis})")
+    if request.withdrawn_by:
+        lines.append(f"withdrawn by {request.withdrawn_by}")
+    return "\n".join(lines)
+
+
+def identity_pending_text(work: PendingIdentityWork) -> str:
+    if not work.to_release and not work.to_approve:
+        return "nothing is waiting for you"
+    blocks = []
+    if work.to_release:
+        blocks.append(
+            "TO RELEASE (cleanwindow identity release REQUEST_ID --key FILE)\n"
+            + table(
+                ["REQUEST", "CASE", "TO", "BASIS", "ASKED (UTC)"],
+                [
+                    [
+                        item.request.id,
+                        item.request.case_id,
+                        item.requester,
+                        "consent" if item.request.status == "consented" else "legal ground",
+                        timestamp(item.request.requested_at),
+                    ]
+                    for item in work.to_release
+                ],
+            )
+        )
+    if work.to_approve:
+        blocks.append(
+            "TO WEIGH (cleanwindow identity show REQUEST_ID; identity approve REQUEST_ID --legal-ground ...)\n"
+            + table(
+                ["REQUEST", "CASE", "ASKED BY", "STATUS", "ASKED (UTC)"],
+                [
+                    [request.id, request.case_id, request.requested_by, request.status, timestamp(request.requested_at)]
+                    for request in work.to_approve
+                ],
+            )
+        )
+    return "\n\n".join(blocks)

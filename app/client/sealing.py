@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from app.client.errors import ClientError
-from app.client.models import CaseDetail, SealedAttachment, SealedMessage, StaffPublicKey
+from app.client.models import CaseDetail, ReleasedIdentity, SealedAttachment, SealedMessage, StaffPublicKey
 from app.domain import crypto
 
 FRAME_HEADER = struct.Struct(">I")  # each sealed chunk is sent as its length, then the chunk
@@ -46,6 +46,8 @@ class OpenedCase:
 
     sealed: CaseDetail
     content_key: bytes
+    # Kept to open an identity released to this reader, which the content key never opens.
+    private_key: crypto.PrivateKey
 
     @property
     def id(self) -> uuid.UUID:
@@ -171,7 +173,26 @@ def open_case(case: CaseDetail, private_key: crypto.PrivateKey, key_path: Path) 
             f"the content key of case {case.id}, sealed to {case.content_key.fingerprint}, "
             f"does not open with {key_path} (key {mine}): {TAMPERED}"
         ) from None
-    return OpenedCase(case, content_key)
+    return OpenedCase(case, content_key, private_key)
+
+
+def open_released_identity(
+    released: ReleasedIdentity, private_key: crypto.PrivateKey, key_path: Path
+) -> dict[str, Any]:
+    mine = private_key.public_key.fingerprint
+    if released.identity_key.fingerprint != mine:
+        raise ClientError(
+            f"the identity of case {released.case_id} was released to key {released.identity_key.fingerprint}, "
+            f"but {key_path} holds key {mine}"
+        )
+    try:
+        identity_key = crypto.open_identity_key(released.identity_key.sealed_key, private_key, released.case_id)
+        return crypto.open_identity(identity_key, released.sealed_identity, released.case_id)
+    except crypto.DecryptionFailed:
+        raise ClientError(
+            f"the identity of case {released.case_id} released to you does not open with {key_path}: {TAMPERED} "
+            "(or the custodian sealed a wrong key: tell a supervisor)"
+        ) from None
 
 
 def sealed_frames(stream: Iterable[bytes], chunk_bytes: int) -> Iterator[bytes]:

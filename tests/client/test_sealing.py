@@ -51,7 +51,7 @@ def sealed_file() -> tuple[OpenedCase, SealedAttachment, list[bytes]]:
             "sealed_report": "",
         }
     )
-    return OpenedCase(case, content_key), attachment, chunks
+    return OpenedCase(case, content_key, crypto.PrivateKey.generate()), attachment, chunks
 
 
 def download(
