@@ -233,8 +233,11 @@ def contact_lines(document: dict[str, Any]) -> list[str]:
     """The identity released to the reader, or what they may know of it: that it exists."""
     if document.get("identity"):
         return [f"{INDENT}(released to you; confidential: do not pass it on)", *fields(document["identity"])]
-    if document["report"].get("contact"):  # a report from before identities were sealed apart
-        return fields(document["report"]["contact"])
+    if document["report"].get("contact"):
+        return [
+            f"{INDENT}(inside the report: received before identities were sealed apart, so every reader of this case sees it)",
+            *fields(document["report"]["contact"]),
+        ]
     if document.get("identified"):
         return [
             f"{INDENT}(identified, sealed apart: `cleanwindow cases identity-request {document['id']} --reason ...` "
