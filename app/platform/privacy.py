@@ -15,6 +15,7 @@ STAFF_AND_OPERATOR_PREFIXES = (
     "/api/v1/stats",
     "/api/v1/audit",
     "/api/v1/drills",
+    "/api/v1/identity-requests",
     "/healthz",
     "/readyz",
     "/metrics",

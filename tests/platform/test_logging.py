@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import re
+import uuid
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -79,7 +80,16 @@ async def test_reporter_facing_requests_leave_no_access_line(
     # A drill participant is treated like a reporter: no line says when a code was used.
     for path in ("/api/v1/participant/scenario", "/api/v1/participant/no-report"):
         await client.post(path, json={"code": "ABCD-EFGH-JKMN"}, headers=IDENTIFYING_HEADERS)
+    # Nor does a reporter's answer to a request for their identity.
+    await client.post(f"/api/v1/reporter/identity-requests/{uuid.uuid4()}", json={"answer": "consent"}, headers=IDENTIFYING_HEADERS)
     assert [entry for entry in entries(captured_logs) if entry["msg"] == "request"] == []
+
+
+async def test_staff_identity_paths_keep_their_access_line(client: httpx.AsyncClient, captured_logs: io.StringIO) -> None:
+    """Custodians' and supervisors' identity steps are staff acts, logged like the case API."""
+    await client.get("/api/v1/identity-requests/pending")
+    lines = [entry for entry in entries(captured_logs) if entry["msg"] == "request"]
+    assert [entry.get("route") for entry in lines] == ["/api/v1/identity-requests/pending"]
 
 
 async def test_errors_on_reporter_paths_keep_the_code_location_but_not_the_data_or_the_minute(
