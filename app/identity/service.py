@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError

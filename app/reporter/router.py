@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import Now
+from app.domain.identity import ReporterAnswer
 from app.platform.multipart import multipart_events
 from app.platform.problems import problem_responses
 from app.reporter.deps import Reporter, ReporterForUpdate, ReporterServiceDep, ReporterStreaming
-from app.domain.identity import ReporterAnswer
 from app.reporter.schemas import (
     AttachmentOut,
     IdentityAnswerIn,

@@ -30,8 +30,8 @@ from app.domain.attachments import SNIFF_BYTES, UploadTooSlow, check_file_type, 
 from app.domain.budgets import RECEIPT_FAILURES, window_start
 from app.domain.clock import organisation_date
 from app.domain.errors import Conflict, DomainError, NotAuthenticated, NotFound, TooManyAttempts
-from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
 from app.domain.identity import ReporterAnswer
+from app.domain.receipts import ReceiptSecrets, derive_receipt_secrets, parse_receipt
 from app.domain.triage import public_status
 from app.identity.mailbox import Mailbox, ReporterRequestView
 from app.intake.repository import IntakeRepository
