@@ -19,6 +19,8 @@ from app.client.errors import ClientError
 from app.domain.errors import InvalidInput
 from app.domain.staff import normalize_username
 
+CASE_READING_ROLES = ("triage", "supervisor", "investigator")
+
 audit_cli = typer.Typer(
     help="The hash-chained audit log, through the running server (auditors, admins).",
     no_args_is_help=True,
@@ -83,6 +85,13 @@ def users_custodian(
             f"{changed.username!r} is an identity custodian; new reports' identities are sealed to "
             + (f"key {key}" if key else "its key once it registers one")
         )
+        if changed.role in CASE_READING_ROLES:
+            typer.echo(
+                f"cleanwindow: warning: {changed.username!r} is a {changed.role} and may read cases: it will "
+                "know who reported every case it handles, with no request; prefer custodians who handle "
+                "no cases (an auditor, say)",
+                err=True,
+            )
     else:
         typer.echo(f"{changed.username!r} is no longer an identity custodian")
 

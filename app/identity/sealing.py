@@ -2,7 +2,9 @@
 
 Run inside intake's transaction. The identity key is sealed to the reporter (who sees
 their own contact in the mailbox), to the recovery key and to every active identity
-custodian, and to nobody who reads cases: triage officers get the report, not the name.
+custodian; never because someone reads cases: the triage officers the report is routed
+to get the report, not the name. (A custodian who also reads cases holds both: the admin
+is warned, and the docs advise custodians who handle no cases.)
 """
 
 from __future__ import annotations

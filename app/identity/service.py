@@ -98,16 +98,21 @@ class IdentityService(Service):
         return case
 
     async def _visible_request(self, user: StaffUser, request_id: uuid.UUID, *, lock: bool = False) -> IdentityRequest:
-        """A request is open to whoever may see its case, and to a custodian who holds the
-        case's identity key (custodians need not read cases). Others get "not found"."""
+        """A request is open to whoever may see its case, and to every custodian (who need
+        not read cases: a custodian without this case's key is then told why they cannot
+        release it). Others get "not found"."""
         request = await self.repository.request(request_id, lock=lock)
         if request is not None:
             case = await self.repository.case(request.case_id)
             if case is not None and user.role_enum in CASE_ROLES and may_see_case(user.role_enum, case.assignee_id == user.id):
                 return request
-            if user.is_identity_custodian and await self.repository.holder_key(request.case_id, "custodian", user.id):
+            if self._is_custodian(user):
                 return request
         raise NotFound("No identity request with this id is open to you.")
+
+    @staticmethod
+    def _is_custodian(user: StaffUser) -> bool:
+        return user.is_identity_custodian and user.role_enum is not Role.DRILL_COORDINATOR
 
     async def view(self, request: IdentityRequest) -> RequestView:
         ids = {
@@ -198,7 +203,7 @@ class IdentityService(Service):
         basis = check_release(
             RequestStatus(request.status),
             user.id,
-            is_custodian=user.is_identity_custodian and user.role_enum is not Role.DRILL_COORDINATOR,
+            is_custodian=self._is_custodian(user),
             requester_id=request.requester_id,
             approver_id=request.approver_id,
         )
@@ -301,7 +306,7 @@ class IdentityService(Service):
     async def pending(self, user: StaffUser) -> Pending:
         """Requests waiting for this caller: to release (a custodian), to weigh (a supervisor)."""
         to_release: list[Releasable] = []
-        if user.is_identity_custodian and user.role_enum is not Role.DRILL_COORDINATOR:
+        if self._is_custodian(user):
             for request, key in await self.repository.releasable_by(user.id):
                 requester = await self.repository.staff_user(request.requester_id)
                 identity = await self.repository.identity(request.case_id)

@@ -77,6 +77,42 @@ def test_users_deactivate_refusals_are_one_line(server: LiveServer) -> None:
     assert_one_line_failure(own, "cannot deactivate their own account")
 
 
+async def test_users_custodian_flags_another_account_warns_about_case_readers_and_is_audited(server: LiveServer) -> None:
+    auditor = await server.staff(Role.AUDITOR)
+    triage = await server.staff(Role.TRIAGE, with_key=False)
+    coordinator = await server.staff(Role.DRILL_COORDINATOR, with_key=False)
+
+    flagged = server.cli("users", "custodian", auditor.username, token=server.admin_token)
+    assert flagged.exit_code == 0, flagged.stderr
+    fingerprint = api_get(server, "/users/me", auditor.token).json()["public_key_fingerprint"]
+    assert flagged.stdout == (
+        f"'{auditor.username}' is an identity custodian; new reports' identities are sealed to key {fingerprint}\n"
+    )
+    assert flagged.stderr == ""  # an auditor reads no case: nothing to warn about
+    rows = {row[0]: row for row in table_rows(server.cli("users", "list", token=server.admin_token).stdout)}
+    assert rows[auditor.username][1] == "auditor+custodian"
+
+    case_reader = server.cli("users", "custodian", triage.username, "--json", token=server.admin_token)
+    assert case_reader.exit_code == 0 and json.loads(case_reader.stdout)["is_identity_custodian"] is True
+    plain = server.cli("users", "custodian", triage.username, token=server.admin_token)
+    assert "its key once it registers one" in plain.stdout
+    assert "will know who reported every case it handles" in plain.stderr
+
+    off = server.cli("users", "custodian", triage.username, "--off", token=server.admin_token)
+    assert off.stdout == f"'{triage.username}' is no longer an identity custodian\n"
+    assert_one_line_failure(server.cli("users", "custodian", "first-admin", token=server.admin_token), "cannot make themselves")
+    assert_one_line_failure(
+        server.cli("users", "custodian", coordinator.username, token=server.admin_token), "cannot be an identity custodian"
+    )
+    entries = json.loads(server.cli("audit", "list", "--json", token=server.admin_token).stdout)["items"]
+    changes = [(e["action"], e["details"]["username"]) for e in reversed(entries) if e["action"].startswith("user.custodian")]
+    assert changes == [
+        ("user.custodian_set", auditor.username),
+        ("user.custodian_set", triage.username),
+        ("user.custodian_unset", triage.username),
+    ]
+
+
 async def test_a_role_the_server_refuses_gets_its_reason_in_one_line(server: LiveServer) -> None:
     triage = await server.staff(Role.TRIAGE, with_key=False)
     investigator = await server.staff(Role.INVESTIGATOR, with_key=False)
