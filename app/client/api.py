@@ -33,6 +33,7 @@ from app.client.models import (
     PendingIdentityWork,
     RegisteredKey,
     ReleasedIdentity,
+    ReleaseWork,
     ScenarioLibrary,
     Scorecard,
     StaffAccount,
@@ -174,6 +175,9 @@ class ApiClient:
 
     def pending_identity_work(self) -> PendingIdentityWork:
         return self._parse(PendingIdentityWork, self._request("GET", "/identity-requests/pending"))
+
+    def release_material(self, request_id: uuid.UUID) -> ReleaseWork:
+        return self._parse(ReleaseWork, self._request("GET", f"/identity-requests/{request_id}/release-material"))
 
     def act_on_identity_request(
         self, request_id: uuid.UUID, action: str, body: Mapping[str, Any] | None = None

@@ -31,10 +31,7 @@ def identity_pending(as_json: bool = JSON_OPTION) -> None:
     """Requests waiting for you: to release (custodians) and to weigh on a legal ground (supervisors)."""
     with connect() as api:
         work = api.pending_identity_work()
-    if as_json:
-        typer.echo(render.as_json(work.model_dump(mode="json", exclude={"to_release": {"__all__": {"sealed_identity", "custodian_key"}}})))
-        return
-    typer.echo(render.identity_pending_text(work))
+    print_model(work, as_json=as_json, text=render.identity_pending_text)
 
 
 @identity_cli.command("show")
@@ -55,13 +52,8 @@ def identity_release(request_id: uuid.UUID = REQUEST_ARGUMENT, key: Path = KEY_O
 
     private_key = read_private_key(key)
     with connect() as api:
-        work = next((item for item in api.pending_identity_work().to_release if item.request.id == request_id), None)
-        if work is None:
-            raise ClientError(
-                f"request {request_id} is not waiting for you to release it: it needs the reporter's "
-                "consent or a supervisor's approval, another custodian must release it (you asked for "
-                "it or approved it), or it was not sealed to your key; `cleanwindow identity show` tells its state"
-            )
+        # The server says why when this request is not for this custodian to release now.
+        work = api.release_material(request_id)
         case_id = work.request.case_id
         if work.custodian_key.fingerprint != private_key.public_key.fingerprint:
             raise ClientError(
@@ -103,6 +95,16 @@ def identity_approve(
         body["withhold_notice_because"] = withhold_notice_because
     with connect() as api:
         request = api.act_on_identity_request(request_id, "approve", body)
+    print_model(request, as_json=as_json, text=render.identity_request_text)
+
+
+@identity_cli.command("unopenable")
+@fails_in_one_line
+def identity_unopenable(request_id: uuid.UUID = REQUEST_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
+    """As the requester: what was released to you does not open with your key; a custodian
+    may then release it again (the custodian who released it is named in the audit chain)."""
+    with connect() as api:
+        request = api.act_on_identity_request(request_id, "unopenable")
     print_model(request, as_json=as_json, text=render.identity_request_text)
 
 

@@ -340,17 +340,20 @@ class IdentityRequests(RootModel[list[IdentityRequest]]):
     """`GET /cases/{id}/identity-requests` answers a bare list."""
 
 
-class ReleaseWork(Answer):
+class Releasable(Answer):
     request: IdentityRequest
-    custodian_key: SealedKey
-    sealed_identity: Sealed
     requester: str
     requester_public_key: str
     requester_fingerprint: str
 
 
+class ReleaseWork(Releasable):
+    custodian_key: SealedKey
+    sealed_identity: Sealed
+
+
 class PendingIdentityWork(Answer):
-    to_release: list[ReleaseWork] = []
+    to_release: list[Releasable] = []
     to_approve: list[IdentityRequest] = []
 
 

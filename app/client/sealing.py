@@ -191,7 +191,8 @@ def open_released_identity(
     except crypto.DecryptionFailed:
         raise ClientError(
             f"the identity of case {released.case_id} released to you does not open with {key_path}: {TAMPERED} "
-            "(or the custodian sealed a wrong key: tell a supervisor)"
+            f"(or the custodian sealed a wrong key: `cleanwindow identity unopenable {released.request_id}` "
+            "makes it releasable again)"
         ) from None
 
 

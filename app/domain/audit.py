@@ -44,7 +44,11 @@ class AuditAction(StrEnum):
     # (an exact time); the staff step relying on it carries it, with its date.
     IDENTITY_REQUESTED = "identity.requested"
     IDENTITY_APPROVED = "identity.approved"
+    # A custodian fetched the identity key sealed to them, to release one request.
+    IDENTITY_KEY_FETCHED = "identity.key_fetched"
     IDENTITY_RELEASED = "identity.released"
+    # The requester could not open what was released; the request is releasable again.
+    IDENTITY_RELEASE_UNOPENABLE = "identity.release_unopenable"
     IDENTITY_WITHDRAWN = "identity.withdrawn"
     IDENTITY_NOTICE_LIFTED = "identity.notice_lifted"
     IDENTITY_READ = "identity.read"

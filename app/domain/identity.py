@@ -6,6 +6,7 @@ A request for an identity moves through these states:
        │  ▲                            │
        │  └──reporter changes mind─────┘  (consent may be taken back until release)
        ├──reporter declines──▶ declined
+       │                                released ──requester: the key does not open──▶ consented or approved
        │
     pending or declined ──supervisor approves on a legal ground──▶ approved ──custodian releases──▶ released
 
@@ -49,8 +50,10 @@ OPEN_STATUSES = frozenset({RequestStatus.PENDING, RequestStatus.DECLINED, Reques
 RELEASABLE = {RequestStatus.CONSENTED: ReleaseBasis.CONSENT, RequestStatus.APPROVED: ReleaseBasis.LEGAL_OBLIGATION}
 # Only a supervisor weighs a legal obligation to disclose; any role that reads cases may ask.
 APPROVER_ROLES = frozenset({Role.SUPERVISOR})
-# A drill coordinator plays no part in real cases, so cannot hold other people's identities.
-CUSTODIAN_ROLES = frozenset(role for role in Role if role is not Role.DRILL_COORDINATOR)
+# A drill coordinator plays no part in real cases, so cannot hold other people's identities;
+# nor can an administrator, who creates accounts and so could fill the other parts of a
+# release with accounts of their own.
+CUSTODIAN_ROLES = frozenset(role for role in Role if role not in (Role.DRILL_COORDINATOR, Role.ADMIN))
 
 REASON_MIN = 20
 REASON_MAX = 4000
@@ -112,6 +115,17 @@ def check_release(
             "or a supervisor approves on a legal ground."
         )
     return basis
+
+
+def check_unopenable(status: RequestStatus, actor_id: uuid.UUID, requester_id: uuid.UUID, basis: ReleaseBasis | None) -> RequestStatus:
+    """The requester says the key released to them does not open the identity (a wrong or
+    garbled re-seal): the request goes back to what it was before the release, so that a
+    custodian can release it again. The status it returns to."""
+    if actor_id != requester_id:
+        raise Forbidden("Only the requester can say that the identity released to them does not open.")
+    if status is not RequestStatus.RELEASED or basis is None:
+        raise IdentityConflict(f"This request is {status.value}; only a released one can be sent back.")
+    return RequestStatus.CONSENTED if basis is ReleaseBasis.CONSENT else RequestStatus.APPROVED
 
 
 def check_withdrawal(status: RequestStatus, role: Role, actor_id: uuid.UUID, requester_id: uuid.UUID) -> None:

@@ -9,6 +9,7 @@ with its date.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import date
@@ -71,12 +72,20 @@ class Mailbox:
         if request is None or request.case_id != case_id:
             raise NotFound("Your report has no identity request with this id.")
         notice = self._notice(request)
-        request.status = after_reporter_answer(notice, RequestStatus(request.status), answer).value
+        status = after_reporter_answer(notice, RequestStatus(request.status), answer)
+        requester = await self.repository.staff_user(request.requester_id)
+        role = requester.role if requester else Role.INVESTIGATOR.value
+        if request.released_at is not None:
+            # Released on a legal ground the reporter is not told of yet: the answer is
+            # acknowledged like any other but not stored, so the record (and the answer the
+            # audit chain took at release) stays what it was when the identity went out.
+            shown = reporter_notice(RequestStatus(request.status), answer, ReleaseBasis(request.basis), True)
+            return dataclasses.replace(self._view(request, role), status=shown.status, your_answer=answer)
+        request.status = status.value
         request.reporter_answer = answer.value
         request.reporter_answered_on = today
         await self.repository.add()
-        requester = await self.repository.staff_user(request.requester_id)
-        return self._view(request, requester.role if requester else Role.INVESTIGATOR.value)
+        return self._view(request, role)
 
     @staticmethod
     def _notice(request: IdentityRequest) -> ReporterNotice:

@@ -79,7 +79,22 @@ class IdentityRequest(UUIDPrimaryKey, Base):
             "custodian_id IS NULL OR (custodian_id <> requester_id AND custodian_id IS DISTINCT FROM approver_id)", name="custodian_apart"
         ),
         CheckConstraint("basis <> 'legal_obligation' OR approver_id IS NOT NULL", name="legal_basis_approved"),
-        CheckConstraint("basis <> 'consent' OR reporter_answer = 'consent'", name="consent_basis_consented"),
+        # IS [NOT] DISTINCT FROM: a CHECK passes when it evaluates to NULL, so a plain `=`
+        # would let a consent release through with no answer at all.
+        CheckConstraint(
+            "basis IS DISTINCT FROM 'consent' OR reporter_answer IS NOT DISTINCT FROM 'consent'",
+            name="consent_basis_consented",
+        ),
+        CheckConstraint(
+            "(status <> 'consented' OR reporter_answer IS NOT DISTINCT FROM 'consent') "
+            "AND (status <> 'declined' OR reporter_answer IS NOT DISTINCT FROM 'decline')",
+            name="status_is_the_answer",
+        ),
+        CheckConstraint("status <> 'approved' OR approver_id IS NOT NULL", name="approved_has_approver"),
+        CheckConstraint(
+            "(status = 'withdrawn') = (withdrawn_by_id IS NOT NULL AND withdrawn_at IS NOT NULL)",
+            name="withdrawal_complete",
+        ),
         CheckConstraint("approver_id IS NOT NULL OR NOT notice_withheld", name="withheld_by_approver"),
         CheckConstraint("notice_withheld OR withheld_reason IS NULL", name="withheld_reason_when_withheld"),
         # One open request per person and case: a second one would only duplicate the first.

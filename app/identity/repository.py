@@ -9,8 +9,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseKey
-from app.domain.identity import OPEN_STATUSES, RequestStatus
-from app.domain.staff import Role
+from app.domain.identity import CUSTODIAN_ROLES, OPEN_STATUSES, RequestStatus
 from app.identity.models import CaseIdentity, IdentityKey, IdentityRequest
 from app.staff.models import StaffUser
 
@@ -48,7 +47,7 @@ class IdentityRepository:
         query = select(StaffUser).where(
             StaffUser.is_identity_custodian.is_(True),
             StaffUser.is_active.is_(True),
-            StaffUser.role != Role.DRILL_COORDINATOR.value,
+            StaffUser.role.in_([role.value for role in CUSTODIAN_ROLES]),
             StaffUser.public_key.is_not(None),
         )
         return (await self.session.scalars(query.order_by(StaffUser.username))).all()
@@ -71,6 +70,9 @@ class IdentityRepository:
         query = select(IdentityKey).where(IdentityKey.case_id == case_id, IdentityKey.staff_user_id == staff_user_id)
         return (await self.session.scalars(query)).all()
 
+    async def key_of_request(self, request_id: uuid.UUID) -> IdentityKey | None:
+        return await self.session.scalar(select(IdentityKey).where(IdentityKey.request_id == request_id))
+
     async def key_for_fingerprint(self, case_id: uuid.UUID, fingerprint: str) -> IdentityKey | None:
         return await self.session.scalar(
             select(IdentityKey).where(IdentityKey.case_id == case_id, IdentityKey.recipient_fingerprint == fingerprint)
@@ -81,7 +83,7 @@ class IdentityRepository:
     async def request(self, request_id: uuid.UUID, *, lock: bool = False) -> IdentityRequest | None:
         query = select(IdentityRequest).where(IdentityRequest.id == request_id)
         if lock:
-            query = query.with_for_update()
+            query = query.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(query)
 
     async def requests_for_case(self, case_id: uuid.UUID) -> Sequence[IdentityRequest]:
@@ -125,6 +127,10 @@ class IdentityRepository:
             .order_by(IdentityRequest.requested_at, IdentityRequest.id)
         )
         return (await self.session.scalars(query)).all()
+
+    async def remove(self, row: object) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
 
     async def add(self, *rows: object) -> None:
         self.session.add_all(rows)

@@ -14,6 +14,7 @@ from app.identity.schemas import (
     IdentityRequestIn,
     IdentityRequestOut,
     PendingOut,
+    ReleasableOut,
     ReleasedIdentityOut,
     ReleaseIn,
     ReleaseWork,
@@ -39,7 +40,7 @@ def request_out(view: RequestView) -> IdentityRequestOut:
         approved_at=request.approved_at,
         legal_ground=request.legal_ground,
         notice_withheld=request.notice_withheld and request.notice_lifted_at is None,
-        withheld_reason=request.withheld_reason,
+        withheld_reason=request.withheld_reason if view.case_visible else None,
         notice_lifted_by=names.get(request.notice_lifted_by_id) if request.notice_lifted_by_id else None,
         released_by=names.get(request.custodian_id) if request.custodian_id else None,
         released_at=request.released_at,
@@ -101,12 +102,8 @@ async def pending(user: CurrentStaff, service: IdentityServiceDep) -> PendingOut
     work = await service.pending(user)
     return PendingOut(
         to_release=[
-            ReleaseWork(
+            ReleasableOut(
                 request=request_out(item.view),
-                custodian_key=SealedIdentityKeyOut(
-                    fingerprint=item.custodian_key.recipient_fingerprint, sealed_key=item.custodian_key.sealed_key
-                ),
-                sealed_identity=item.sealed_identity,
                 requester=item.requester_username,
                 requester_public_key=PublicKey(item.requester_public_key).to_text(),
                 requester_fingerprint=item.requester_fingerprint,
@@ -114,6 +111,26 @@ async def pending(user: CurrentStaff, service: IdentityServiceDep) -> PendingOut
             for item in work.to_release
         ],
         to_approve=[request_out(view) for view in work.to_approve],
+    )
+
+
+@router.get(
+    "/identity-requests/{request_id}/release-material",
+    response_model=ReleaseWork,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="For a custodian about to release: the identity key sealed to them (audited)",
+)
+async def release_material(request_id: uuid.UUID, user: CurrentStaff, service: IdentityServiceDep, now: Now) -> ReleaseWork:
+    material = await service.release_material(user, request_id, now)
+    return ReleaseWork(
+        request=request_out(material.view),
+        requester=material.requester_username,
+        requester_public_key=PublicKey(material.requester_public_key).to_text(),
+        requester_fingerprint=material.requester_fingerprint,
+        custodian_key=SealedIdentityKeyOut(
+            fingerprint=material.custodian_key.recipient_fingerprint, sealed_key=material.custodian_key.sealed_key
+        ),
+        sealed_identity=material.sealed_identity,
     )
 
 
@@ -149,6 +166,18 @@ async def release(
     request_id: uuid.UUID, body: ReleaseIn, user: CurrentStaff, service: IdentityServiceDep, now: Now
 ) -> IdentityRequestOut:
     return request_out(await service.release(user, request_id, body.fingerprint, body.sealed_key, now))
+
+
+@router.post(
+    "/identity-requests/{request_id}/unopenable",
+    response_model=IdentityRequestOut,
+    responses=problem_responses(401, 403, 404, 409),
+    summary="The requester: what was released to me does not open; make it releasable again",
+)
+async def report_unopenable(
+    request_id: uuid.UUID, user: CurrentStaff, service: IdentityServiceDep, now: Now
+) -> IdentityRequestOut:
+    return request_out(await service.report_unopenable(user, request_id, now))
 
 
 @router.post(

@@ -66,7 +66,9 @@ class IdentityRequestOut(BaseModel):
     approved_at: datetime | None
     legal_ground: str | None
     notice_withheld: bool = Field(description="The reporter is, for now, not told of the legal decision.")
-    withheld_reason: str | None
+    withheld_reason: str | None = Field(
+        description="Why the reporter is not told yet; shown to those who may see the case, not to a custodian who may not."
+    )
     notice_lifted_by: str | None
     released_by: str | None = Field(description="The custodian who released it.")
     released_at: datetime | None
@@ -79,20 +81,26 @@ class SealedIdentityKeyOut(BaseModel):
     sealed_key: Sealed
 
 
-class ReleaseWork(BaseModel):
+class ReleasableOut(BaseModel):
     request: IdentityRequestOut
-    custodian_key: SealedIdentityKeyOut = Field(description="The identity key sealed to you, the custodian.")
-    sealed_identity: Sealed = Field(
-        description="The sealed identity, so that your client can check the key opens it before "
-        "re-sealing (it need not show it to you)."
-    )
     requester: str
     requester_public_key: str = Field(description="`cwpk1_...`: seal the identity key to this.")
     requester_fingerprint: str
 
 
+class ReleaseWork(ReleasableOut):
+    custodian_key: SealedIdentityKeyOut = Field(description="The identity key sealed to you, the custodian.")
+    sealed_identity: Sealed = Field(
+        description="The sealed identity, so that your client can check the key opens it before "
+        "re-sealing (it need not show it to you)."
+    )
+
+
 class PendingOut(BaseModel):
-    to_release: list[ReleaseWork] = Field(description="As a custodian: consented or approved requests you may release.")
+    to_release: list[ReleasableOut] = Field(
+        description="As a custodian: consented or approved requests you may release (the key material "
+        "comes one request at a time from `GET /identity-requests/{id}/release-material`)."
+    )
     to_approve: list[IdentityRequestOut] = Field(
         description="As a supervisor: pending or declined requests of others, to weigh on a legal ground."
     )

@@ -24,11 +24,14 @@ from app.domain import crypto
 from app.domain.audit import AuditAction
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from app.domain.identity import (
+    CUSTODIAN_ROLES,
     IdentityConflict,
+    ReleaseBasis,
     ReporterAnswer,
     RequestStatus,
     check_approval,
     check_release,
+    check_unopenable,
     check_withdrawal,
 )
 from app.domain.staff import Role
@@ -52,19 +55,29 @@ class IdentityNotReleased(Forbidden):
 class RequestView:
     request: IdentityRequest
     usernames: dict[uuid.UUID, str]
+    # False for a custodian who may not see the case: they are not shown why the approver
+    # kept the reporter from being told (that is about the investigation, not the release).
+    case_visible: bool = True
 
 
 @dataclass(frozen=True)
 class Releasable:
-    """What a custodian's client needs to release a request: the identity key sealed to the
-    custodian, the sealed identity (to check the key opens it), the requester's key."""
+    """A request this custodian may release, and to whom."""
 
     view: RequestView
-    custodian_key: IdentityKey
-    sealed_identity: bytes
     requester_username: str
     requester_public_key: bytes
     requester_fingerprint: str
+
+
+@dataclass(frozen=True)
+class ReleaseMaterial(Releasable):
+    """What a custodian's client needs to release one request: the identity key sealed to
+    the custodian and the sealed identity (to check the key opens it). Handed out one
+    request at a time, and audited: a custodian can open what they fetch."""
+
+    custodian_key: IdentityKey
+    sealed_identity: bytes
 
 
 @dataclass(frozen=True)
@@ -100,21 +113,31 @@ class IdentityService(Service):
     async def _visible_request(self, user: StaffUser, request_id: uuid.UUID, *, lock: bool = False) -> IdentityRequest:
         """A request is open to whoever may see its case, and to every custodian (who need
         not read cases: a custodian without this case's key is then told why they cannot
-        release it). Others get "not found"."""
-        request = await self.repository.request(request_id, lock=lock)
+        release it). Others get "not found". With `lock`, the case row is locked before the
+        request's, the order a drill's purge takes them in (case, then its requests)."""
+        request = await self.repository.request(request_id)
         if request is not None:
-            case = await self.repository.case(request.case_id)
-            if case is not None and user.role_enum in CASE_ROLES and may_see_case(user.role_enum, case.assignee_id == user.id):
-                return request
-            if self._is_custodian(user):
-                return request
+            case = await self.repository.case(request.case_id, lock=lock)
+            if case is not None and (self._sees_case(user, case) or self._is_custodian(user)):
+                if lock:
+                    request = await self.repository.request(request_id, lock=True)
+                if request is not None:
+                    return request
         raise NotFound("No identity request with this id is open to you.")
 
     @staticmethod
-    def _is_custodian(user: StaffUser) -> bool:
-        return user.is_identity_custodian and user.role_enum is not Role.DRILL_COORDINATOR
+    def _sees_case(user: StaffUser, case: Case) -> bool:
+        return user.role_enum in CASE_ROLES and may_see_case(user.role_enum, case.assignee_id == user.id)
 
-    async def view(self, request: IdentityRequest) -> RequestView:
+    @staticmethod
+    def _is_custodian(user: StaffUser) -> bool:
+        return user.is_identity_custodian and user.role_enum in CUSTODIAN_ROLES
+
+    async def view(self, request: IdentityRequest, user: StaffUser | None = None) -> RequestView:
+        case_visible = True
+        if user is not None:
+            case = await self.repository.case(request.case_id)
+            case_visible = case is not None and self._sees_case(user, case)
         ids = {
             request.requester_id,
             request.approver_id,
@@ -122,7 +145,8 @@ class IdentityService(Service):
             request.withdrawn_by_id,
             request.notice_lifted_by_id,
         }
-        return RequestView(request, await self.repository.usernames({id_ for id_ in ids if id_ is not None}))
+        usernames = await self.repository.usernames({id_ for id_ in ids if id_ is not None})
+        return RequestView(request, usernames, case_visible)
 
     # --- asking ---------------------------------------------------------------------------
 
@@ -160,14 +184,14 @@ class IdentityService(Service):
         await self.audit.record(
             AuditAction.IDENTITY_REQUESTED, now, user, case_id=case.id, request_id=str(request.id), reason=reason
         )
-        return await self.view(request)
+        return await self.view(request, user)
 
     async def requests_for_case(self, user: StaffUser, case_id: uuid.UUID) -> list[RequestView]:
         case = await self._visible_case(user, case_id)
         return [await self.view(request) for request in await self.repository.requests_for_case(case.id)]
 
     async def get(self, user: StaffUser, request_id: uuid.UUID) -> RequestView:
-        return await self.view(await self._visible_request(user, request_id))
+        return await self.view(await self._visible_request(user, request_id), user)
 
     # --- deciding -------------------------------------------------------------------------
 
@@ -194,7 +218,44 @@ class IdentityService(Service):
             withheld_reason=withheld_reason,
             **self._reporter_answer(request),
         )
-        return await self.view(request)
+        return await self.view(request, user)
+
+    async def release_material(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> ReleaseMaterial:
+        """The identity key sealed to this custodian, for one request they may release now."""
+        request = await self._visible_request(user, request_id)
+        check_release(
+            RequestStatus(request.status),
+            user.id,
+            is_custodian=self._is_custodian(user),
+            requester_id=request.requester_id,
+            approver_id=request.approver_id,
+        )
+        key = await self._custodian_key(request, user)
+        requester = await self.repository.staff_user(request.requester_id)
+        identity = await self.repository.identity(request.case_id)
+        assert requester is not None and identity is not None
+        if requester.public_key is None or requester.public_key_fingerprint is None:
+            raise Conflict(f"`{requester.username}` has no registered key to seal the identity to.")
+        await self.audit.record(
+            AuditAction.IDENTITY_KEY_FETCHED, now, user, case_id=request.case_id, request_id=str(request.id)
+        )
+        return ReleaseMaterial(
+            view=await self.view(request, user),
+            requester_username=requester.username,
+            requester_public_key=requester.public_key,
+            requester_fingerprint=requester.public_key_fingerprint,
+            custodian_key=key,
+            sealed_identity=identity.sealed_identity,
+        )
+
+    async def _custodian_key(self, request: IdentityRequest, user: StaffUser) -> IdentityKey:
+        key = await self.repository.holder_key(request.case_id, "custodian", user.id)
+        if key is None:
+            raise Conflict(
+                "This case's identity key was not sealed to you (you became a custodian, or registered "
+                "your key, after the report arrived); another custodian must release it."
+            )
+        return key
 
     async def release(
         self, user: StaffUser, request_id: uuid.UUID, fingerprint: str, sealed_key: bytes, now: datetime
@@ -207,11 +268,7 @@ class IdentityService(Service):
             requester_id=request.requester_id,
             approver_id=request.approver_id,
         )
-        if await self.repository.holder_key(request.case_id, "custodian", user.id) is None:
-            raise Conflict(
-                "This case's identity key was not sealed to you (you became a custodian, or registered "
-                "your key, after the report arrived); another custodian must release it."
-            )
+        await self._custodian_key(request, user)
         requester = await self.repository.staff_user(request.requester_id)
         case = await self.repository.case(request.case_id)
         assert requester is not None and case is not None
@@ -260,7 +317,31 @@ class IdentityService(Service):
             else None,
             **self._reporter_answer(request),
         )
-        return await self.view(request)
+        return await self.view(request, user)
+
+    async def report_unopenable(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> RequestView:
+        """The requester's client could not open what was released: back to releasable."""
+        request = await self._visible_request(user, request_id, lock=True)
+        basis = ReleaseBasis(request.basis) if request.basis else None
+        status = check_unopenable(RequestStatus(request.status), user.id, request.requester_id, basis)
+        custodian = (await self.repository.staff_user(request.custodian_id)) if request.custodian_id else None
+        key = await self.repository.key_of_request(request.id)
+        if key is not None:
+            await self.repository.remove(key)
+        request.status = status.value
+        request.custodian_id = None
+        request.released_at = None
+        request.basis = None
+        await self.repository.add()
+        await self.audit.record(
+            AuditAction.IDENTITY_RELEASE_UNOPENABLE,
+            now,
+            user,
+            case_id=request.case_id,
+            request_id=str(request.id),
+            custodian=custodian.username if custodian else None,
+        )
+        return await self.view(request, user)
 
     async def withdraw(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> RequestView:
         request = await self._visible_request(user, request_id, lock=True)
@@ -277,7 +358,7 @@ class IdentityService(Service):
             request_id=str(request.id),
             **self._reporter_answer(request),
         )
-        return await self.view(request)
+        return await self.view(request, user)
 
     async def lift_withholding(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> RequestView:
         request = await self._visible_request(user, request_id, lock=True)
@@ -291,7 +372,7 @@ class IdentityService(Service):
         await self.audit.record(
             AuditAction.IDENTITY_NOTICE_LIFTED, now, user, case_id=request.case_id, request_id=str(request.id)
         )
-        return await self.view(request)
+        return await self.view(request, user)
 
     @staticmethod
     def _reporter_answer(request: IdentityRequest) -> dict[str, str | None]:
@@ -304,27 +385,25 @@ class IdentityService(Service):
     # --- work waiting ----------------------------------------------------------------------
 
     async def pending(self, user: StaffUser) -> Pending:
-        """Requests waiting for this caller: to release (a custodian), to weigh (a supervisor)."""
+        """Requests waiting for this caller: to release (a custodian), to weigh (a supervisor).
+        No key material: `release_material` hands it out one request at a time."""
         to_release: list[Releasable] = []
         if self._is_custodian(user):
-            for request, key in await self.repository.releasable_by(user.id):
+            for request, _ in await self.repository.releasable_by(user.id):
                 requester = await self.repository.staff_user(request.requester_id)
-                identity = await self.repository.identity(request.case_id)
-                if requester is None or requester.public_key is None or identity is None:
+                if requester is None or requester.public_key is None or requester.public_key_fingerprint is None:
                     continue
                 to_release.append(
                     Releasable(
-                        view=await self.view(request),
-                        custodian_key=key,
-                        sealed_identity=identity.sealed_identity,
+                        view=await self.view(request, user),
                         requester_username=requester.username,
                         requester_public_key=requester.public_key,
-                        requester_fingerprint=requester.public_key_fingerprint or "",
+                        requester_fingerprint=requester.public_key_fingerprint,
                     )
                 )
         to_approve: list[RequestView] = []
         if user.role_enum is Role.SUPERVISOR:
-            to_approve = [await self.view(request) for request in await self.repository.awaiting_approval(user.id)]
+            to_approve = [await self.view(request, user) for request in await self.repository.awaiting_approval(user.id)]
         return Pending(to_release, to_approve)
 
     # --- reading a released identity ---------------------------------------------------------

@@ -16,7 +16,9 @@ class StaffUser(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "staff_users"
     __table_args__ = (
         CheckConstraint(f"role IN ({ROLE_VALUES})", name="role"),
-        CheckConstraint("NOT is_identity_custodian OR role <> 'drill_coordinator'", name="custodian_role"),
+        CheckConstraint(
+            "NOT is_identity_custodian OR role NOT IN ('drill_coordinator', 'admin')", name="custodian_role"
+        ),
     )
 
     username: Mapped[str] = mapped_column(String(64), unique=True)

@@ -25,6 +25,7 @@ from app.domain.errors import (
     NotFound,
     TooManyAttempts,
 )
+from app.domain.identity import CUSTODIAN_ROLES
 from app.domain.staff import (
     MAXIMUM_PASSWORD_LENGTH,
     Role,
@@ -262,8 +263,11 @@ class StaffService(Service):
             raise Forbidden("An administrator cannot make themselves a custodian, or stop being one; another administrator can.")
         if custodian and not user.is_active:
             raise Conflict("This account is deactivated.")
-        if custodian and user.role_enum is Role.DRILL_COORDINATOR:
-            raise InvalidInput("A drill coordinator plays no part in real cases and cannot be an identity custodian.")
+        if custodian and user.role_enum not in CUSTODIAN_ROLES:
+            raise InvalidInput(
+                f"A {user.role} cannot be an identity custodian: a drill coordinator plays no part in real "
+                "cases, and an administrator creates the accounts that could fill the other parts of a release."
+            )
         if user.is_identity_custodian == custodian:
             return user
         user.is_identity_custodian = custodian

@@ -15,5 +15,5 @@ async def office(client, sessionmaker, staff) -> Office:
     await office.hire("supervisor", Role.SUPERVISOR)
     await office.hire("supervisor2", Role.SUPERVISOR)
     await office.hire("custodian", Role.AUDITOR, custodian=True)
-    await office.hire("custodian2", Role.ADMIN, custodian=True)
+    await office.hire("custodian2", Role.AUDITOR, custodian=True)
     return office

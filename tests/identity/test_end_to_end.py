@@ -95,7 +95,7 @@ async def test_identity_released_by_consent_and_by_legal_ground(server: LiveServ
         # Nothing to release yet: the reporter has not answered.
         assert "nothing is waiting" in server.ok("identity", "pending", officer=custodian)
         early = server.cli("identity", "release", request_id, "--key", str(custodian.key_path), token=custodian.token)
-        assert early.exit_code == 1 and "not waiting for you" in early.stderr
+        assert early.exit_code == 1 and "only after the reporter consents" in early.stderr
 
         report, headers = await mailbox(receipt)
         assert report["contact"] == contact  # the reporter sees their own contact

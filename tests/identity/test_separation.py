@@ -419,12 +419,10 @@ async def test_the_custodian_flag_refusals_write_nothing(office: Office, staff) 
     # No admin flags themselves, on or off.
     problem(await set_flag(office, "admin", office["admin"].user.id), 403, "forbidden")
     assert await flag_of(office, office["admin"].user.id) is False
-    problem(
-        await set_flag(office, "custodian2", office["custodian2"].user.id, on=False),
-        403,
-        "forbidden",
-    )
-    assert await flag_of(office, office["custodian2"].user.id) is True
+    # Nor is any administrator a custodian: they create the accounts that fill the other parts.
+    await office.hire("admin2", Role.ADMIN)
+    problem(await set_flag(office, "admin", office["admin2"].user.id), 422, "invalid-input")
+    assert await flag_of(office, office["admin2"].user.id) is False
     # Only an admin sets it: not a supervisor, not a custodian who is an auditor.
     for who in ("supervisor", "custodian"):
         problem(await set_flag(office, who, office["triage"].user.id), 403, "forbidden")
@@ -506,13 +504,21 @@ async def test_sql_cannot_record_one_person_in_two_parts(office: Office) -> None
     assert await status_seen(office, legal) == "approved"
 
 
-async def test_sql_cannot_make_a_drill_coordinator_a_custodian(office: Office, staff) -> None:
+async def test_sql_cannot_make_a_drill_coordinator_or_an_admin_a_custodian(office: Office, staff) -> None:
     coordinator = await staff.create(Role.DRILL_COORDINATOR)
+    admin = await staff.create(Role.ADMIN)
+    for account in (coordinator, admin):
+        await refused_by(
+            office,
+            "custodian_role",
+            "UPDATE staff_users SET is_identity_custodian = true WHERE id = :id",
+            id=account.id,
+        )
     await refused_by(
         office,
         "custodian_role",
-        "UPDATE staff_users SET is_identity_custodian = true WHERE id = :id",
-        id=coordinator.id,
+        "UPDATE staff_users SET role = 'admin' WHERE id = :id",
+        id=office["custodian"].user.id,
     )
     # Nor a custodian made a drill coordinator.
     await refused_by(
