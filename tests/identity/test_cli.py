@@ -79,12 +79,22 @@ async def test_the_identity_commands(server: LiveServer) -> None:  # noqa: F811
 
     released = server.ok("identity", "release", second, "--key", str(custodian.key_path), officer=custodian)
     assert f"to {triage.username} (legal_obligation)" in released
-    assert "Reporter 1" in server.ok("cases", "show", cases[1], "--key", str(triage.key_path), "--identity", officer=triage)
+    async def what_the_reporter_sees() -> dict:
+        """The request `second` in its reporter's mailbox (the queue's order is not the filing order)."""
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            for receipt in receipts:
+                session = (await client.post("/api/v1/reporter/sessions", json={"receipt": receipt})).json()
+                report = (await client.get("/api/v1/reporter/report", headers={"Authorization": f"Bearer {session['token']}"})).json()
+                for request in report["identity_requests"]:
+                    if request["id"] == second:
+                        return {**request, "name": report["contact"]["name"]}
+        raise AssertionError("no mailbox shows the request")
 
-    async with httpx.AsyncClient(base_url=server.url) as client:
-        session = (await client.post("/api/v1/reporter/sessions", json={"receipt": receipts[1]})).json()
-        mailbox = (await client.get("/api/v1/reporter/report", headers={"Authorization": f"Bearer {session['token']}"})).json()
-    assert mailbox["identity_requests"][0]["status"] == "pending"  # not told yet
+    seen = await what_the_reporter_sees()
+    assert f"name: {seen['name']}" in server.ok("cases", "show", cases[1], "--key", str(triage.key_path), "--identity", officer=triage)
+    assert (seen["status"], seen["legal_ground"]) == ("pending", None)  # not told yet
     lifted = json.loads(server.ok("identity", "lift-withholding", second, "--json", officer=supervisor))
     assert lifted["notice_withheld"] is False and lifted["status"] == "released"
+    told = await what_the_reporter_sees()
+    assert told["status"] == "released" and told["legal_ground"].startswith("Prosecutor's order")
     assert_one_line_failure(server.cli("identity", "lift-withholding", second, token=supervisor.token), "nothing to lift")
