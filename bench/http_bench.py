@@ -18,6 +18,11 @@ it; only the posts are timed. The bench's own server runs with POW_DIFFICULTY=8
 (`--pow-difficulty`); the difficulty the challenges carried is printed with the table.
 With `--url`, `submit` runs only when named in `--scenarios`, since it files real
 (if obviously fake) reports in that server's database, at whatever difficulty it asks.
+
+`submit-identified` is `submit` with a contact: the contact is sealed apart under an
+identity key, sealed in turn to the reporter, the recovery key and each identity custodian.
+The bench makes two custodians (auditor accounts with registered keys) before it runs, so
+the comparison with `submit` is the cost of that sealing.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ USERNAME = "bench-" + secrets.token_hex(3)
 Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
 
 BASELINE = "healthz"
-SCENARIO_KEYS = ("healthz", "readyz", "users-me", "login", "submit")
+SCENARIO_KEYS = ("healthz", "readyz", "users-me", "login", "submit", "submit-identified")
+IDENTITY_CUSTODIANS = 2
 # Solving takes ~0.1 s at 16 bits and doubles with each bit (pure-Python reference
 # solver); past this the bench would not finish in reasonable time, so it refuses.
 MAX_SOLVED_BITS = 20
@@ -274,10 +280,15 @@ async def benchmark(base_url: str, args: argparse.Namespace) -> dict[str, tuple[
             scenarios["login"] = Scenario(
                 "auth/token, many accounts (Argon2id)", args.login_requests, 200, fixed(login_many)
             )
-        if "submit" in args.scenarios:
-            template = await report_template(client)
+        if {"submit", "submit-identified"} & set(args.scenarios):
+            anonymous = await report_template(client)
+            if "submit-identified" in args.scenarios:
+                await make_custodians(client, args)
 
-            async def prepare_submissions(count: int) -> Prepared:
+            def prepare_submissions_of(template: dict[str, object]) -> Callable[[int], Awaitable[Prepared]]:
+                return lambda count: prepare_submissions(template, count)
+
+            async def prepare_submissions(template: dict[str, object], count: int) -> Prepared:
                 # Client work, outside the timed region: one fresh challenge per submission
                 # (each is single-use), solved here. Challenges live 600 s by default; a
                 # run posts them within seconds of asking.
@@ -305,10 +316,40 @@ async def benchmark(base_url: str, args: argparse.Namespace) -> dict[str, tuple[
                 return Prepared(submit, sorted(difficulties))
 
             scenarios["submit"] = Scenario(
-                "submit: POST /reports (Argon2id + HPKE)", args.submit_requests, 201, prepare_submissions
+                "submit: POST /reports (Argon2id + HPKE)", args.submit_requests, 201, prepare_submissions_of(anonymous)
+            )
+            identified = {**anonymous, "contact": {"name": "벤치마크 / benchmark", "phone": "010-0000-0000"}}
+            scenarios["submit-identified"] = Scenario(
+                f"submit with a contact ({IDENTITY_CUSTODIANS} custodians)", args.submit_requests, 201,
+                prepare_submissions_of(identified),
             )
         scenarios = {key: scenarios[key] for key in SCENARIO_KEYS if key in args.scenarios}
         return await run_interleaved(client, scenarios, args.repeats, args.concurrency)
+
+
+async def make_custodians(client: httpx.AsyncClient, args: argparse.Namespace) -> None:
+    """Auditor accounts flagged as identity custodians, each with a registered key."""
+    from app.domain.crypto import PrivateKey
+
+    login = await client.post("/api/v1/auth/token", data={"username": args.username, "password": args.password})
+    login.raise_for_status()
+    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    for number in range(IDENTITY_CUSTODIANS):
+        username = f"bench-custodian-{secrets.token_hex(3)}-{number}"
+        created = await client.post(
+            "/api/v1/users", headers=admin, json={"username": username, "role": "auditor", "password": args.password}
+        )
+        created.raise_for_status()
+        token = await client.post("/api/v1/auth/token", data={"username": username, "password": args.password})
+        token.raise_for_status()
+        own = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        key = PrivateKey.generate()
+        registered = await client.put("/api/v1/users/me/public-key", headers=own, json={"public_key": key.public_key.to_text()})
+        registered.raise_for_status()
+        flagged = await client.put(
+            f"/api/v1/users/{created.json()['id']}/identity-custodian", headers=admin, json={"custodian": True}
+        )
+        flagged.raise_for_status()
 
 
 WARM_UP_REQUESTS = 20
@@ -348,7 +389,8 @@ async def run_interleaved(
 
 def report(results: dict[str, tuple[str, list[RunResult]]], args: argparse.Namespace) -> str:
     sizes = {"healthz": args.requests, "readyz": args.requests, "users-me": args.requests,
-             "login": args.login_requests, "submit": args.submit_requests}
+             "login": args.login_requests, "submit": args.submit_requests,
+             "submit-identified": args.submit_requests}
     per_run = ", ".join(f"{key} {sizes[key]}" for key in results)
     lines = [
         f"concurrency {args.concurrency}, {args.repeats} interleaved runs per scenario; medians over runs",
@@ -416,7 +458,7 @@ def main() -> None:
     parser.add_argument(
         "--scenarios", type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
         help=f"comma-separated subset of {','.join(SCENARIO_KEYS)} (default: all; with --url, all but "
-             f"submit); {BASELINE}, the baseline, always runs",
+             f"the submit ones); {BASELINE}, the baseline, always runs",
     )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
@@ -435,7 +477,7 @@ def main() -> None:
     if not 0 <= args.pow_difficulty <= MAX_SOLVED_BITS:
         raise SystemExit(f"keep --pow-difficulty within 0..{MAX_SOLVED_BITS}: solving is client work, not measured")
     if args.scenarios is None:
-        args.scenarios = [key for key in SCENARIO_KEYS if not (args.url and key == "submit")]
+        args.scenarios = [key for key in SCENARIO_KEYS if not (args.url and key.startswith("submit"))]
     unknown = sorted(set(args.scenarios) - set(SCENARIO_KEYS))
     if unknown:
         raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIO_KEYS)}")
@@ -443,8 +485,10 @@ def main() -> None:
 
     if args.url:
         refuse_non_loopback(args.url)
-        if {"users-me", "login"} & set(args.scenarios) and not (args.username and args.password):
-            raise SystemExit("--url needs --username and --password of an admin account for users-me and login")
+        if {"users-me", "login", "submit-identified"} & set(args.scenarios) and not (args.username and args.password):
+            raise SystemExit(
+                "--url needs --username and --password of an admin account for users-me, login and submit-identified"
+            )
         results = asyncio.run(benchmark(args.url.rstrip("/"), args))
     else:
         args.username, args.password = USERNAME, PASSWORD

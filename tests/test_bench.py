@@ -25,8 +25,8 @@ def test_the_benchmark_runs_end_to_end_on_its_own_server(project_root: Path) -> 
     )
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "scenario" not in line]
-    assert len(rows) == 5
-    assert rows[0].startswith("| healthz") and rows[-1].startswith("| submit")
+    assert len(rows) == 6
+    assert rows[0].startswith("| healthz") and rows[-2].startswith("| submit:") and rows[-1].startswith("| submit with a contact")
     assert all(row.rstrip(" |").endswith("| 0") for row in rows), result.stdout
     # The submissions solved easy challenges (the proof of work is not what is measured),
     # and the output says which difficulty they were.
