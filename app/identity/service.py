@@ -181,9 +181,7 @@ class IdentityService(Service):
                 await self.repository.add(request)
         except IntegrityError:  # the same person asking twice at the same moment
             raise Conflict("You already have an open request for this case's identity.") from None
-        await self.audit.record(
-            AuditAction.IDENTITY_REQUESTED, now, user, case_id=case.id, request_id=str(request.id), reason=reason
-        )
+        await self._record(AuditAction.IDENTITY_REQUESTED, request, user, now, reason=reason)
         return await self.view(request, user)
 
     async def requests_for_case(self, user: StaffUser, case_id: uuid.UUID) -> list[RequestView]:
@@ -207,12 +205,11 @@ class IdentityService(Service):
         request.notice_withheld = withheld_reason is not None
         request.withheld_reason = withheld_reason
         await self.repository.add()
-        await self.audit.record(
+        await self._record(
             AuditAction.IDENTITY_APPROVED,
-            now,
+            request,
             user,
-            case_id=request.case_id,
-            request_id=str(request.id),
+            now,
             legal_ground=legal_ground,
             notice_withheld=request.notice_withheld,
             withheld_reason=withheld_reason,
@@ -236,9 +233,7 @@ class IdentityService(Service):
         assert requester is not None and identity is not None
         if requester.public_key is None or requester.public_key_fingerprint is None:
             raise Conflict(f"`{requester.username}` has no registered key to seal the identity to.")
-        await self.audit.record(
-            AuditAction.IDENTITY_KEY_FETCHED, now, user, case_id=request.case_id, request_id=str(request.id)
-        )
+        await self._record(AuditAction.IDENTITY_KEY_FETCHED, request, user, now)
         return ReleaseMaterial(
             view=await self.view(request, user),
             requester_username=requester.username,
@@ -303,18 +298,16 @@ class IdentityService(Service):
                 request_id=request.id,
             )
         )
-        await self.audit.record(
+        approver = await self.repository.staff_user(request.approver_id)
+        await self._record(
             AuditAction.IDENTITY_RELEASED,
-            now,
+            request,
             user,
-            case_id=case.id,
-            request_id=str(request.id),
+            now,
             basis=basis.value,
             requester=requester.username,
             fingerprint=fingerprint,
-            approver=(await self.repository.usernames({request.approver_id})).get(request.approver_id)
-            if request.approver_id
-            else None,
+            approver=approver.username if approver else None,
             **self._reporter_answer(request),
         )
         return await self.view(request, user)
@@ -333,14 +326,8 @@ class IdentityService(Service):
         request.released_at = None
         request.basis = None
         await self.repository.add()
-        await self.audit.record(
-            AuditAction.IDENTITY_RELEASE_UNOPENABLE,
-            now,
-            user,
-            case_id=request.case_id,
-            request_id=str(request.id),
-            custodian=custodian.username if custodian else None,
-        )
+        custodian_name = custodian.username if custodian else None
+        await self._record(AuditAction.IDENTITY_RELEASE_UNOPENABLE, request, user, now, custodian=custodian_name)
         return await self.view(request, user)
 
     async def withdraw(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> RequestView:
@@ -350,14 +337,7 @@ class IdentityService(Service):
         request.withdrawn_by_id = user.id
         request.withdrawn_at = now
         await self.repository.add()
-        await self.audit.record(
-            AuditAction.IDENTITY_WITHDRAWN,
-            now,
-            user,
-            case_id=request.case_id,
-            request_id=str(request.id),
-            **self._reporter_answer(request),
-        )
+        await self._record(AuditAction.IDENTITY_WITHDRAWN, request, user, now, **self._reporter_answer(request))
         return await self.view(request, user)
 
     async def lift_withholding(self, user: StaffUser, request_id: uuid.UUID, now: datetime) -> RequestView:
@@ -369,10 +349,14 @@ class IdentityService(Service):
         request.notice_lifted_by_id = user.id
         request.notice_lifted_at = now
         await self.repository.add()
-        await self.audit.record(
-            AuditAction.IDENTITY_NOTICE_LIFTED, now, user, case_id=request.case_id, request_id=str(request.id)
-        )
+        await self._record(AuditAction.IDENTITY_NOTICE_LIFTED, request, user, now)
         return await self.view(request, user)
+
+    async def _record(
+        self, action: AuditAction, request: IdentityRequest, user: StaffUser, now: datetime, **details: object
+    ) -> None:
+        """An identity step in the audit chain, named by its case and request."""
+        await self.audit.record(action, now, user, case_id=request.case_id, request_id=str(request.id), **details)
 
     @staticmethod
     def _reporter_answer(request: IdentityRequest) -> dict[str, str | None]:
