@@ -28,6 +28,7 @@ from app.platform.problems import install_problem_handlers
 from app.reporter import router as reporter
 from app.settings import Settings
 from app.staff import router as staff
+from app.web import router as web
 
 UPLOAD_PATH = "/api/v1/reporter/attachments"
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
@@ -103,4 +104,5 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(drills.router)
     app.include_router(identity.router)
+    app.include_router(web.router)
     return app
