@@ -166,6 +166,16 @@ class DrillSettings(BaseModel):
     cohort_threshold: int = Field(5, ge=1, le=1000)
 
 
+class WebSettings(BaseModel):
+    # A report form sent sooner than this after the page was served is a script's.
+    ticket_min_seconds: int = Field(5, ge=0, le=600)
+    # Long enough to write a report and upload evidence slowly over Tor.
+    ticket_max_hours: int = Field(12, ge=1, le=72)
+    # Reports from pages without proof of work, per budget window, all replicas: past it,
+    # such submissions are refused until the window ends (proof of work still works).
+    form_submissions_per_window: int = Field(600, ge=1, le=1_000_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLEANWINDOW_",
@@ -205,6 +215,7 @@ class Settings(BaseSettings):
     intake: IntakeSettings = IntakeSettings()
     http: HttpSettings = HttpSettings()
     drills: DrillSettings = DrillSettings()
+    web: WebSettings = WebSettings()
 
     @field_validator("database_url", mode="before")
     @classmethod

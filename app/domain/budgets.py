@@ -11,6 +11,8 @@ from datetime import datetime
 # The kinds of shared budget.
 SUBMISSIONS = "submissions"
 RECEIPT_FAILURES = "receipt_failures"
+# Reports sent from a page with a form ticket instead of proof of work.
+FORM_SUBMISSIONS = "form_submissions"
 
 
 def window_start(now: datetime, window_seconds: int) -> datetime:

@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.cases.models import Case, CaseKey
 from app.context import AppContext, Service
 from app.domain import crypto, pow
-from app.domain.budgets import SUBMISSIONS, window_start
+from app.domain import form_ticket
+from app.domain.budgets import FORM_SUBMISSIONS, SUBMISSIONS, window_start
 from app.domain.clock import organisation_date
 from app.domain.drills import presented_digest
-from app.domain.errors import InvalidInput, ServiceBusy
+from app.domain.errors import InvalidInput, ServiceBusy, TooManyAttempts
 from app.domain.receipts import derive_receipt_secrets, new_receipt, parse_receipt
 from app.domain.reporter_access import check_idempotency_key
 from app.domain.triage import CaseState, acknowledgement_due, feedback_due
@@ -40,6 +41,11 @@ class IdempotencyKeyReused(InvalidInput):
 class IntakeNotConfigured(ServiceBusy):
     slug = "intake-not-configured"
     title = "Intake has no one to seal reports to"
+
+
+class FormsPaused(TooManyAttempts):
+    slug = "form-submissions-paused"
+    title = "Reports from the pages without proof of work are paused"
 
 
 class ProofOfWorkRequired(InvalidInput):
@@ -118,11 +124,13 @@ class IntakeService(Service):
         idempotency_key: str | None,
         drill_token: str | None,
         now: datetime,
+        form: str | None = None,
     ) -> Submitted:
         """`POST /api/v1/reports`: a real report, or with `X-Drill-Token` (an injection
-        token or a participant code) a drill case of that campaign."""
+        token or a participant code) a drill case of that campaign. The pages send `form`,
+        the ticket their form was served with, in place of proof of work."""
         submitted, _ = await self._submit(
-            submission, idempotency_key=idempotency_key, drill_token=drill_token, drill=None, now=now
+            submission, idempotency_key=idempotency_key, drill_token=drill_token, drill=None, now=now, form=form
         )
         return submitted
 
@@ -155,6 +163,7 @@ class IntakeService(Service):
         drill_token: str | None,
         drill: DrillEntry | None,
         now: datetime,
+        form: str | None = None,
     ) -> tuple[Submitted, int | None]:
         self._check_catalogue(submission)
         secret = self.settings.secret_key_bytes
@@ -180,7 +189,9 @@ class IntakeService(Service):
             if drill_token is not None:
                 drill = await DrillAdmission(session, secret).check(drill_token, now)
             pow_digest = None
-            if drill is None or not drill.waives_proof_of_work:
+            if form is not None and (drill is None or not drill.waives_proof_of_work):
+                pow_digest = await self._admit_form(form, checks, now)
+            elif drill is None or not drill.waives_proof_of_work:
                 pow_digest = self._verify_work(submission, now)
             if pow_digest is not None and await checks.pow_used(pow_digest):
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.")
@@ -260,9 +271,34 @@ class IntakeService(Service):
         if drill is None:
             # Drill reports do not count against the budget that raises real reporters'
             # proof of work: a drill must not make reporting harder for anyone.
-            await self.repository.spend_budget(SUBMISSIONS, window_start(now, self.intake.budget_window_seconds))
+            window = window_start(now, self.intake.budget_window_seconds)
+            await self.repository.spend_budget(SUBMISSIONS, window)
+            if form is not None:
+                await self.repository.spend_budget(FORM_SUBMISSIONS, window)
         await self.repository.forget_retry_data(received_on - timedelta(days=1))
         return Submitted(receipt=receipt, received_on=received_on, replayed=False), scenario
+
+    async def _admit_form(self, ticket: str, checks: IntakeRepository, now: datetime) -> bytes:
+        """A page's form ticket in place of proof of work: costless for a person with
+        JavaScript off, so its own budget (shared by all replicas, no address involved)
+        bounds how many such reports a window takes; past it they are refused until the
+        window ends, and the reporter is told when to try again."""
+        web = self.settings.web
+        checked = form_ticket.verify(
+            self.settings.secret_key_bytes,
+            ticket,
+            now,
+            min_seconds=web.ticket_min_seconds,
+            max_seconds=web.ticket_max_hours * 3600,
+        )
+        window = window_start(now, self.intake.budget_window_seconds)
+        if await checks.budget_used(FORM_SUBMISSIONS, window) >= web.form_submissions_per_window:
+            window_end = window + timedelta(seconds=self.intake.budget_window_seconds)
+            raise FormsPaused(
+                "Too many reports were sent from the pages in the last hour; this one was not stored.",
+                retry_after_seconds=max(1, int((window_end - now).total_seconds())),
+            )
+        return checked.digest
 
     def _verify_work(self, submission: ReportSubmission, now: datetime) -> bytes | None:
         if self.settings.pow_difficulty == 0:

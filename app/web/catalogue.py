@@ -8,20 +8,22 @@ each its Korean. A test refuses a template message without a Korean translation.
 from __future__ import annotations
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
 from app.domain.intake import Language
-from app.web.i18n import TEMPLATE_DIR, catalogue_path
+from app.web.i18n import HERE, catalogue_path
 
-METHOD_MAP = [("**.html", "jinja2.ext:babel_extract")]
-OPTIONS_MAP = {"**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}}
+# The templates' `_()` and the Python code's `N_()` (messages translated where they are shown).
+METHOD_MAP = [("templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "python")]
+OPTIONS_MAP = {"templates/**.html": {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}}
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
 
 
 def template_messages() -> list[str]:
-    """Every message the templates ask for, in order of first use."""
+    """Every message the pages ask for, in order of first use."""
     found: dict[str, None] = {}
-    for _, _, message, _, _ in extract_from_dir(TEMPLATE_DIR, method_map=METHOD_MAP, options_map=OPTIONS_MAP):
+    for _, _, message, _, _ in extract_from_dir(HERE, method_map=METHOD_MAP, options_map=OPTIONS_MAP, keywords=KEYWORDS):
         found[message if isinstance(message, str) else message[0]] = None
     return list(found)
 

@@ -26,6 +26,7 @@ def catalogue_path(language: Language) -> Path:
     return LOCALE_DIR / language.value / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+@cache
 def translations(language: Language) -> Translations:
     with catalogue_path(language).open("rb") as po:
         catalog = read_po(po, locale=language.value)
@@ -54,3 +55,9 @@ def language_of(requested: str | None) -> Language:
         return Language(requested) if requested else DEFAULT_LANGUAGE
     except ValueError:
         return DEFAULT_LANGUAGE
+
+
+def translate(language: Language, message: str, **params: object) -> str:
+    """A message from Python code (marked `N_` where it is written), in `language`."""
+    translated = translations(language).gettext(message)
+    return translated % params if params else translated

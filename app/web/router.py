@@ -5,13 +5,17 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.api.deps import SettingsDep
+from app.api.deps import Now, SettingsDep
+from app.domain.intake import Channel
+from app.intake.deps import IntakeServiceDep
 from app.platform.problems import problem_responses
+from app.web.forms import ReportForm
 from app.web.i18n import HERE, language_of
 from app.web.pages import render, static_file
+from app.web.report_pages import ReportPages, refused_cross_site, same_origin
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,6 +35,32 @@ async def home(settings: SettingsDep, lang: Lang = None) -> HTMLResponse:
         acknowledge_days=settings.intake.acknowledge_days,
         feedback_months=settings.intake.feedback_months,
     )
+
+
+REPORT_PATHS = {Channel.CITIZEN: "/report", Channel.EMPLOYEE: "/internal/report"}
+
+
+def _report_routes(channel: Channel) -> None:
+    path = REPORT_PATHS[channel]
+
+    @router.get(path, response_class=HTMLResponse, name=f"{channel.value}_report_form")
+    async def report_form(settings: SettingsDep, now: Now, lang: Lang = None) -> HTMLResponse:
+        pages = ReportPages(settings, channel, path)
+        return pages.form_page(language_of(lang), ReportForm.blank(channel, pages.new_ticket(now)))
+
+    @router.post(path, response_class=HTMLResponse, name=f"{channel.value}_report_post")
+    async def report_post(
+        request: Request, settings: SettingsDep, service: IntakeServiceDep, now: Now, lang: Lang = None
+    ) -> HTMLResponse:
+        language = language_of(lang)
+        if not same_origin(request):
+            return refused_cross_site(language, path)
+        posted = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+        return await ReportPages(settings, channel, path).post(language, posted, service, now)
+
+
+for _channel in Channel:
+    _report_routes(_channel)
 
 
 @cache

@@ -35,7 +35,9 @@ def axe_source() -> str:
 
 @pytest.fixture
 async def site(fresh_database_url: str, settings: Settings, key_derivation: KeyDerivation) -> AsyncIterator[str]:
-    """The service, really listening, on a database of its own."""
+    """The service, really listening, on a database of its own. A form may be sent one
+    second after it was served (a person takes longer; the tests' browser does not)."""
+    settings.web.ticket_min_seconds = 1
     app = create_app(settings.with_database_url(fresh_database_url), key_derivation=key_derivation)
     with serving(app) as url:
         yield url

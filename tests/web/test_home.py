@@ -12,7 +12,7 @@ from playwright.async_api import Browser
 from app.domain.intake import Language
 from app.web.catalogue import read_catalogue, template_messages
 from app.web.pages import CONTENT_SECURITY_POLICY
-from tests.web.conftest import SCREENSHOTS
+from tests.web.helpers import assert_accessible, capture
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,6 @@ EXPECTED_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
 }
-WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 def assert_page_headers(response: httpx.Response) -> None:
@@ -142,28 +141,10 @@ async def test_the_keyboard_reaches_a_visible_skip_link_first(browser: Browser, 
 async def test_axe_finds_no_violation_and_the_page_fits_any_screen_and_text_size(
     browser: Browser, site: str, axe_source: str, language: str, width: int
 ) -> None:
-    # The page as a JavaScript-off browser gets it...
     context, page = await pages(browser, site, javascript=False, width=width)
     try:
         await page.goto(f"{site}/?lang={language}")
-        html = await page.content()
-        SCREENSHOTS.mkdir(exist_ok=True)
-        await page.screenshot(path=SCREENSHOTS / f"home-{language}-{width}.png", full_page=True)
+        html = await capture(page, f"home-{language}-{width}")
     finally:
         await context.close()
-    # ...checked by axe in a second context, with JavaScript on and the CSP bypassed for it.
-    checker = await browser.new_context(java_script_enabled=True, bypass_csp=True, viewport={"width": width, "height": 900})
-    try:
-        page = await checker.new_page()
-        await page.goto(f"{site}/?lang={language}")
-        await page.set_content(html)
-        await page.add_script_tag(content=axe_source)
-        result = await page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG)
-        assert [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]] == []
-        assert len(result["passes"]) > 10  # axe really ran its rules
-        for text_size in ("100%", "200%"):
-            await page.evaluate("size => { document.documentElement.style.fontSize = size }", text_size)
-            overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-            assert overflow <= 0, f"{overflow}px of horizontal scrolling at {width}px, text {text_size}"
-    finally:
-        await checker.close()
+    await assert_accessible(browser, axe_source, site, html, width)

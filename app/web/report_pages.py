@@ -1,0 +1,207 @@
+"""The report form (`/report`, and `/internal/report` for employees): form, check your
+answers, receipt. The report travels in the form until it is sent; intake's own path
+stores it, with the page's form ticket in place of proof of work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from app.domain import form_ticket, pow
+from app.domain.errors import RetryLater
+from app.domain.intake import Channel, Language
+from app.intake.service import FormsPaused, IntakeService
+from app.settings import Settings
+from app.web.forms import CONTACT_FIELDS, N_, ReportForm, option_label
+from app.web.i18n import translate
+from app.web.pages import render
+
+
+def same_origin(request: Request) -> bool:
+    """A POST from one of our pages, not from another site (CSRF): browsers say where a
+    request comes from in Sec-Fetch-Site and Origin. The pages also need a secret from the
+    form itself (the ticket, or the reporter's session), which another site cannot read."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+    return True
+
+
+def refused_cross_site(language: Language, path: str) -> HTMLResponse:
+    return message_page(
+        language,
+        path,
+        N_("This form was sent from another site"),
+        [N_("For your safety, reports are taken only from this service's own pages. Open the form again here.")],
+        status_code=403,
+    )
+
+
+def message_page(
+    language: Language, path: str, heading: str, paragraphs: list[str], *, status_code: int, **params: object
+) -> HTMLResponse:
+    return render(
+        "message.html",
+        language,
+        path,
+        status_code=status_code,
+        is_error=status_code >= 400,
+        heading=translate(language, heading),
+        paragraphs=[translate(language, paragraph, **params) for paragraph in paragraphs],
+        back_url=path + ("" if language is Language.KO else f"?lang={language.value}"),
+        back_label=translate(language, N_("Back to the form")),
+    )
+
+
+class ReportPages:
+    def __init__(self, settings: Settings, channel: Channel, path: str):
+        self.settings = settings
+        self.channel = channel
+        self.path = path
+
+    @property
+    def heading(self) -> str:
+        return N_("Report as an employee") if self.channel is Channel.EMPLOYEE else N_("Report as a citizen")
+
+    def new_ticket(self, now: datetime) -> str:
+        return form_ticket.issue(self.settings.secret_key_bytes, now)
+
+    def form_page(self, language: Language, form: ReportForm, status_code: int = 200) -> HTMLResponse:
+        intake = self.settings.intake
+        return render(
+            "report.html",
+            language,
+            self.path,
+            status_code=status_code,
+            form=form,
+            heading=translate(language, self.heading),
+            action=self.action(language),
+            categories=[{"code": o.code, "label": option_label(o, language)} for o in intake.categories],
+            org_units=[{"code": o.code, "label": option_label(o, language)} for o in intake.org_units],
+            show_department=self.channel is Channel.EMPLOYEE,
+        )
+
+    def action(self, language: Language) -> str:
+        return self.path + ("" if language is Language.KO else f"?lang={language.value}")
+
+    def check_page(self, language: Language, form: ReportForm, problem: str | None = None, status_code: int = 200) -> HTMLResponse:
+        return render(
+            "check.html",
+            language,
+            self.path,
+            status_code=status_code,
+            form=form,
+            action=self.action(language),
+            answers=self.answers(language, form),
+            problem=translate(language, problem) if problem else None,
+        )
+
+    def answers(self, language: Language, form: ReportForm) -> list[tuple[str, str]]:
+        intake = self.settings.intake
+        t = lambda message: translate(language, message)  # noqa: E731
+        rows = [
+            (t(N_("Kind of corruption")), option_label(intake.category(form.get("category")), language)),
+            (t(N_("Organisation unit (optional)")), option_label(intake.org_unit(form.get("org_unit")), language)),
+            (t(N_("Summary")), form.get("summary")),
+            (t(N_("What happened")), form.get("details")),
+            (t(N_("When (optional)")), form.get("when")),
+            (t(N_("Where (optional)")), form.get("where")),
+            (t(N_("Who was involved (optional)")), form.get("persons_involved")),
+            (t(N_("How you know (optional)")), form.get("how_known")),
+            (t(N_("Evidence (optional)")), form.get("evidence")),
+        ]
+        if not form.identified:
+            rows.append((t(N_("Your contact details (optional)")), t(N_("None: you stay anonymous"))))
+        else:
+            labels = {
+                "name": N_("Name"),
+                "department": N_("Department or post"),
+                "email": N_("E-mail address"),
+                "phone": N_("Phone number"),
+                "notes": N_("How and when we may contact you safely"),
+            }
+            rows += [(t(labels[name]), form.get(name)) for name in CONTACT_FIELDS if form.get(name)]
+        return rows
+
+    async def post(
+        self, language: Language, posted: Mapping[str, str], service: IntakeService, now: datetime
+    ) -> HTMLResponse:
+        form = ReportForm.from_post(self.channel, posted)
+        step = posted.get("step", "check")
+        if step == "edit":
+            return self.form_page(language, form)
+        form.check(self.settings.intake)
+        if form.errors:
+            return self.form_page(language, form, status_code=422)
+        if form.filled_honeypot:
+            return message_page(
+                language,
+                self.path,
+                N_("The report could not be sent"),
+                [N_("The form came back with a field filled in that people never see. If you are a person, open the form again and send it without an automatic form filler.")],
+                status_code=400,
+            )
+        if step != "send":
+            return self.check_page(language, form)
+        try:
+            submitted = await service.submit(
+                form.submission(language),
+                idempotency_key=form.idempotency_key,
+                drill_token=None,
+                now=now,
+                form=form.ticket,
+            )
+        except form_ticket.FormTicketTooFresh:
+            return self.check_page(
+                language, form, N_("The report was sent very quickly after the form was opened. Check your answers and press Send again."), 422
+            )
+        except (form_ticket.FormTicketExpired, form_ticket.FormTicketInvalid):
+            form.ticket = self.new_ticket(now)
+            return self.check_page(
+                language, form, N_("The form had been open for a long time. Your answers are kept: check them and press Send again."), 422
+            )
+        except FormsPaused as paused:
+            retry_after = int(paused.extensions["retry_after"])
+            page = message_page(
+                language,
+                self.path,
+                N_("Reports from this page are paused for a while"),
+                [
+                    N_("Too many reports arrived from the pages in the last hour, so this one was not stored. Please try again in %(minutes)s minutes."),
+                    N_("Nothing you wrote was kept: keep a copy of your text until the report is sent."),
+                ],
+                status_code=429,
+                minutes=max(1, -(-retry_after // 60)),
+            )
+            page.headers["Retry-After"] = str(retry_after)
+            return page
+        except pow.ChallengeReused:
+            return message_page(
+                language,
+                self.path,
+                N_("This report was already sent"),
+                [N_("This form was already used to send a report. If you did not see a receipt, send the report again from a new form.")],
+                status_code=409,
+            )
+        except RetryLater:
+            return message_page(
+                language,
+                self.path,
+                N_("The service cannot take reports right now"),
+                [N_("Nothing was stored. Please try again later; keep a copy of your text until then.")],
+                status_code=503,
+            )
+        return render(
+            "receipt.html",
+            language,
+            self.path,
+            receipt_groups=submitted.receipt.split("-"),
+            received_on=submitted.received_on.isoformat(),
+        )
