@@ -253,6 +253,7 @@ def test_the_logs_of_a_whole_intake_and_mailbox_flow_hold_no_address_agent_or_co
             "CLEANWINDOW_DATA_DIR": str(tmp_path / "data"),
             "CLEANWINDOW_LOG_LEVEL": "DEBUG",  # the most the service would ever write
             "CLEANWINDOW_REPORTER_LOG_DELAY_SECONDS": "0",  # development: write at once
+            "CLEANWINDOW_WEB__TICKET_MIN_SECONDS": "0",  # the test sends the form at once
         }
     )
     log_path = tmp_path / "serve.log"
@@ -290,6 +291,17 @@ def test_the_logs_of_a_whole_intake_and_mailbox_flow_hold_no_address_agent_or_co
                     assert uploaded.status_code == 201
                     assert (await c.post("/api/v1/reporter/sessions", json={"receipt": "000-000-000-000-000-000-000"})).status_code in (401, 422)
                     assert (await c.post("/api/v1/reporter/attachments", content=b"%%", headers=headers)).status_code == 422
+                    # The same through the pages: a form with an error, then a report sent
+                    # with the reporter's name, all typed with the marker.
+                    page = (await c.get("/internal/report")).text
+                    form = dict(re.findall(r'<input type="hidden" name="(ticket|idempotency_key)" value="([^"]*)"', page))
+                    typed = {"category": "bribery", "summary": f"page {marker}", "details": f"details {marker}",
+                             "identify": "yes", "name": f"name {marker}", "department": f"dept {marker}"}
+                    wrong = await c.post("/internal/report", data={**form, **typed, "category": f"{marker}", "step": "check"})
+                    assert wrong.status_code == 422
+                    sent = await c.post("/internal/report", data={**form, **typed, "step": "send"})
+                    assert sent.status_code == 200, sent.text
+                    seen.append("-".join(re.findall(r'<span class="receipt-group">(\d{3})</span>', sent.text)))
                     return seen
 
             receipts = asyncio.run(flow())

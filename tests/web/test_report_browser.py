@@ -5,6 +5,7 @@ confidentially, and every page of the way (errors included) checked by axe."""
 from __future__ import annotations
 
 import re
+import secrets
 
 import httpx
 import pytest
@@ -100,3 +101,35 @@ async def test_an_employee_identifies_confidentially_with_javascript_off(browser
     finally:
         await context.close()
     await assert_accessible(browser, axe_source, site, identity_error_html, 360)
+
+
+async def test_a_report_typed_into_the_browser_leaves_no_marker_in_a_database_dump(
+    browser: Browser, site: str, fresh_database_url: str
+) -> None:
+    from tests.test_privacy import dump_bytes, pg_dump
+
+    marker = f"DUMPMARK{secrets.token_hex(5)}"
+    context = await browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(10_000)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{site}/internal/report?lang=en")
+        await page.get_by_label("Bribery and improper solicitation").check()
+        await page.get_by_label("Summary", exact=True).fill(f"summary {marker}")
+        await page.get_by_label("What happened", exact=True).fill(f"details {marker}")
+        await page.get_by_label("Yes, confidentially").check()
+        await page.get_by_label("Name", exact=True).fill(f"name {marker}")
+        await page.get_by_label("Department or post").fill(f"dept {marker}")
+        await page.get_by_role("button", name="Continue").click()
+        await page.wait_for_timeout(1100)
+        await page.get_by_role("button", name="Send report").click()
+        receipt = "".join(await page.locator(".receipt-group").all_inner_texts())
+    finally:
+        await context.close()
+    assert len(receipt) == 21
+    dump = pg_dump(fresh_database_url)
+    assert "COPY public.case_identities" in dump and "COPY public.cases" in dump
+    haystack = dump_bytes(dump)
+    for secret in (marker, receipt):
+        assert secret.encode() not in haystack, f"{secret} found in the database dump"
+    assert b"employee" in haystack  # the search could have failed: the clear metadata is there
