@@ -30,7 +30,7 @@ from app.settings import Settings
 from app.staff import router as staff
 from app.web import router as web
 
-UPLOAD_PATH = "/api/v1/reporter/attachments"
+UPLOAD_PATHS = ("/api/v1/reporter/attachments", "/status/attachments")
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
 DESCRIPTION = """
@@ -91,7 +91,7 @@ def create_app(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.http.max_body_bytes,
         # Room for the largest file plus the multipart framing around it.
-        overrides={UPLOAD_PATH: settings.intake.attachments.max_bytes + MULTIPART_OVERHEAD_BYTES},
+        overrides={path: settings.intake.attachments.max_bytes + MULTIPART_OVERHEAD_BYTES for path in UPLOAD_PATHS},
     )
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)

@@ -15,7 +15,10 @@ from app.platform.problems import problem_responses
 from app.web.forms import ReportForm
 from app.web.i18n import HERE, language_of
 from app.web.pages import render, static_file
+from app.reporter.deps import ReporterServiceDep
 from app.web.report_pages import ReportPages, refused_cross_site, same_origin
+from app.web.status_pages import PATH as STATUS_PATH
+from app.web.status_pages import StatusPages
 
 router = APIRouter(include_in_schema=False)
 
@@ -61,6 +64,35 @@ def _report_routes(channel: Channel) -> None:
 
 for _channel in Channel:
     _report_routes(_channel)
+
+
+@router.get(STATUS_PATH, response_class=HTMLResponse)
+async def status_form(settings: SettingsDep, service: ReporterServiceDep, lang: Lang = None) -> HTMLResponse:
+    return StatusPages(settings, service, language_of(lang)).receipt_page()
+
+
+@router.post(STATUS_PATH, response_class=HTMLResponse)
+async def status_post(
+    request: Request, settings: SettingsDep, service: ReporterServiceDep, now: Now, lang: Lang = None
+) -> HTMLResponse:
+    language = language_of(lang)
+    if not same_origin(request):
+        return refused_cross_site(language, STATUS_PATH)
+    posted = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    pages = StatusPages(settings, service, language)
+    if posted.get("step") == "open":
+        return await pages.open(posted.get("receipt", "")[:200], now)
+    return await pages.act(posted, now)
+
+
+@router.post(STATUS_PATH + "/attachments", response_class=HTMLResponse)
+async def status_upload(
+    request: Request, settings: SettingsDep, service: ReporterServiceDep, now: Now, lang: Lang = None
+) -> HTMLResponse:
+    language = language_of(lang)
+    if not same_origin(request):
+        return refused_cross_site(language, STATUS_PATH)
+    return await StatusPages(settings, service, language).upload(request, now)
 
 
 @cache
