@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from app.domain import form_ticket, pow
+from app.domain.drills import DrillTokenRejected
 from app.domain.errors import RetryLater
 from app.domain.intake import Channel, Language
 from app.intake.service import FormsPaused, IntakeService
@@ -61,10 +62,12 @@ def message_page(
 
 
 class ReportPages:
-    def __init__(self, settings: Settings, channel: Channel, path: str):
+    def __init__(self, settings: Settings, channel: Channel, path: str, drill_code: str | None = None):
         self.settings = settings
         self.channel = channel
         self.path = path
+        # A drill participant's code: carried through the form, sent as the drill token.
+        self.drill_code = drill_code
 
     @property
     def heading(self) -> str:
@@ -86,7 +89,13 @@ class ReportPages:
             categories=[{"code": o.code, "label": option_label(o, language)} for o in intake.categories],
             org_units=[{"code": o.code, "label": option_label(o, language)} for o in intake.org_units],
             show_department=self.channel is Channel.EMPLOYEE,
+            drill=self.drill_fields(),
         )
+
+    def drill_fields(self) -> dict[str, str] | None:
+        if self.drill_code is None:
+            return None
+        return {"drill_code": self.drill_code, "drill_channel": self.channel.value}
 
     def action(self, language: Language) -> str:
         return self.path + ("" if language is Language.KO else f"?lang={language.value}")
@@ -101,6 +110,7 @@ class ReportPages:
             action=self.action(language),
             answers=self.answers(language, form),
             problem=translate(language, problem) if problem else None,
+            drill=self.drill_fields(),
         )
 
     def answers(self, language: Language, form: ReportForm) -> list[tuple[str, str]]:
@@ -154,7 +164,7 @@ class ReportPages:
             submitted = await service.submit(
                 form.submission(language),
                 idempotency_key=form.idempotency_key,
-                drill_token=None,
+                drill_token=self.drill_code,
                 now=now,
                 form=form.ticket,
             )
@@ -189,6 +199,14 @@ class ReportPages:
                 N_("This report was already sent"),
                 [N_("This form was already used to send a report. If you did not see a receipt, send the report again from a new form.")],
                 status_code=409,
+            )
+        except DrillTokenRejected:
+            return message_page(
+                language,
+                self.path,
+                N_("This drill code cannot be used now"),
+                [N_("The code is unknown, already used, or its drill is paused or over. Ask the drill's coordinator.")],
+                status_code=403,
             )
         except RetryLater:
             return message_page(

@@ -15,7 +15,10 @@ from app.platform.problems import problem_responses
 from app.web.forms import ReportForm
 from app.web.i18n import HERE, language_of
 from app.web.pages import render, static_file
+from app.drills.deps import ParticipationServiceDep
 from app.reporter.deps import ReporterServiceDep
+from app.web.drill_pages import PATH as DRILL_PATH
+from app.web.drill_pages import DrillPages
 from app.web.report_pages import ReportPages, refused_cross_site, same_origin
 from app.web.status_pages import PATH as STATUS_PATH
 from app.web.status_pages import StatusPages
@@ -93,6 +96,27 @@ async def status_upload(
     if not same_origin(request):
         return refused_cross_site(language, STATUS_PATH)
     return await StatusPages(settings, service, language).upload(request, now)
+
+
+@router.get(DRILL_PATH, response_class=HTMLResponse)
+async def drill_form(settings: SettingsDep, lang: Lang = None) -> HTMLResponse:
+    return DrillPages(settings, language_of(lang)).code_page()
+
+
+@router.post(DRILL_PATH, response_class=HTMLResponse)
+async def drill_post(
+    request: Request,
+    settings: SettingsDep,
+    participation: ParticipationServiceDep,
+    intake: IntakeServiceDep,
+    now: Now,
+    lang: Lang = None,
+) -> HTMLResponse:
+    language = language_of(lang)
+    if not same_origin(request):
+        return refused_cross_site(language, DRILL_PATH)
+    posted = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    return await DrillPages(settings, language).post(posted, participation, intake, now)
 
 
 @cache
