@@ -27,7 +27,7 @@ async def assert_accessible(browser: Browser, axe_source: str, site: str, html: 
         await page.add_script_tag(content=axe_source)
         result = await page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG)
         assert [(v["id"], [n["target"] for n in v["nodes"]]) for v in result["violations"]] == []
-        assert len(result["passes"]) > 10  # axe really ran its rules
+        assert len(result["passes"]) >= 5  # axe really ran its rules
         for text_size in ("100%", "200%"):
             await page.evaluate("size => { document.documentElement.style.fontSize = size }", text_size)
             overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")

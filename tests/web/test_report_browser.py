@@ -133,3 +133,34 @@ async def test_a_report_typed_into_the_browser_leaves_no_marker_in_a_database_du
     for secret in (marker, receipt):
         assert secret.encode() not in haystack, f"{secret} found in the database dump"
     assert b"employee" in haystack  # the search could have failed: the clear metadata is there
+
+
+async def test_the_refusal_pages_are_accessible_too(browser: Browser, site: str, axe_source: str) -> None:
+    """The pages a refused report meets: a filled honeypot, a post from another site."""
+    async with httpx.AsyncClient(base_url=site) as client:
+        form = (await client.get("/report")).text
+        fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+        body = {**fields, "category": "bribery", "summary": "s", "details": "d", "step": "check"}
+        trapped = await client.post("/report", data={**body, "website": "x"})
+        cross = await client.post("/report", data=body, headers={"Origin": "https://elsewhere.example"})
+    assert (trapped.status_code, cross.status_code) == (400, 403)
+    for html in (trapped.text, cross.text):
+        assert "<title>오류:" in html
+        await assert_accessible(browser, axe_source, site, html, 360)
+
+
+async def test_the_keyboard_walks_the_form_in_reading_order(browser: Browser, site: str) -> None:
+    context = await browser.new_context(java_script_enabled=True)
+    try:
+        page = await context.new_page()
+        await page.goto(f"{site}/report?lang=en")
+        seen = []
+        for _ in range(6):
+            await page.keyboard.press("Tab")
+            seen.append(await page.evaluate("(e => e.id || e.textContent.trim())(document.activeElement)"))
+        # Skip link, home link, language switch, then the first radio of the first question
+        # (a radio group is one stop), the unit list, the summary.
+        assert seen == ["Skip to main content", "Integrity Clean Window", "한국어", "category-bribery", "org_unit", "summary"]
+        assert await page.locator("#website").evaluate("e => e.tabIndex") == -1  # the honeypot is never reached
+    finally:
+        await context.close()
