@@ -17,6 +17,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
         "style-src 'self'",
+        # One self-hosted script, which only adds a Print button to the receipt page.
+        "script-src 'self'",
         "img-src 'self'",
         "form-action 'self'",
         "base-uri 'none'",

@@ -27,7 +27,7 @@ router = APIRouter(include_in_schema=False)
 
 # Served from the package by name: nothing else under static/ is reachable, and no path
 # from the request ever reaches the file system.
-STATIC_FILES = {"site.css": "text/css; charset=utf-8"}
+STATIC_FILES = {"site.css": "text/css; charset=utf-8", "print.js": "text/javascript; charset=utf-8"}
 
 Lang = Annotated[str | None, Query(alias="lang", max_length=8)]
 

@@ -34,12 +34,13 @@ def assert_page_headers(response: httpx.Response) -> None:
 
 
 async def test_the_home_page_and_its_files_carry_the_safety_headers_and_no_cookie(client: httpx.AsyncClient) -> None:
-    for path in ("/", "/?lang=en", "/static/site.css"):
+    for path in ("/", "/?lang=en", "/static/site.css", "/static/print.js"):
         response = await client.get(path)
         assert response.status_code == 200, path
         assert_page_headers(response)
     assert (await client.get("/")).headers["content-type"].startswith("text/html")
     assert (await client.get("/static/site.css")).headers["content-type"].startswith("text/css")
+    assert (await client.get("/static/print.js")).headers["content-type"].startswith("text/javascript")
     # Only the named files: no other name, and no path, reaches the file system.
     for path in ("/static/nothing.css", "/static/templates", "/static/site.css.bak"):
         refused = await client.get(path)

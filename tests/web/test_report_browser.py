@@ -33,6 +33,7 @@ async def test_a_citizen_reports_and_keeps_the_receipt(
     suffix = "?lang=en" if english else ""
     context = await browser.new_context(java_script_enabled=javascript, viewport={"width": width, "height": 900})
     context.set_default_timeout(10_000)
+    await context.add_init_script("window.__printed = 0; window.print = () => { window.__printed += 1; };")
     name = f"{'js' if javascript else 'nojs'}-{language}-{width}"
     try:
         page = await context.new_page()
@@ -63,6 +64,12 @@ async def test_a_citizen_reports_and_keeps_the_receipt(
         assert await page.get_by_role("heading", level=1).inner_text() == ("Your report was sent" if english else "신고가 접수되었습니다")
         groups = await page.locator(".receipt-group").all_inner_texts()
         assert len(groups) == 7 and all(re.fullmatch(r"\d{3}", group) for group in groups)
+        print_button = page.get_by_role("button", name="Print this page" if english else "이 페이지 인쇄")
+        if javascript:  # the one script: a Print button that opens the browser's print dialog
+            await print_button.click()
+            assert await page.evaluate("window.__printed") == 1
+        else:  # without it, no dead button: the page says to use the browser's Print command
+            assert await print_button.count() == 0 or not await print_button.is_visible()
         receipt_html = await capture(page, f"receipt-{name}")
         assert await context.cookies() == []
     finally:
