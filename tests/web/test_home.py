@@ -149,3 +149,18 @@ async def test_axe_finds_no_violation_and_the_page_fits_any_screen_and_text_size
     finally:
         await context.close()
     await assert_accessible(browser, axe_source, site, html, width)
+
+
+def test_text_from_staff_and_reporters_is_escaped_in_every_language() -> None:
+    """A coordinator's campaign name, a requester's reason or a reporter's own words reach
+    pages other people read: markup in them is shown, never run."""
+    from app.web.i18n import environment
+
+    hostile = '"><script>alert(1)</script>'
+    for language in Language:
+        html = environment(language).get_template("drill_scenario.html").render(
+            language=language.value, other_language="ko", other_language_url="/drill", lang_query="",
+            action="/drill", code=hostile, campaign=hostile, title=hostile, brief=hostile, channel="employee",
+            report_url="/report",
+        )
+        assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
