@@ -8,19 +8,21 @@ import pytest
 from playwright.async_api import Browser
 
 from tests.intake.helpers import report_body, submit_ok
-from tests.web.helpers import assert_accessible, capture
+from tests.web.helpers import Desk, assert_accessible, capture
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(("language", "width", "javascript"), [("ko", 360, False), ("en", 1280, False), ("ko", 1280, True)])
 async def test_a_reporter_comes_back_reads_replies_and_attaches_a_file(
-    browser: Browser, site: str, axe_source: str, tmp_path, language: str, width: int, javascript: bool
+    browser: Browser, site: str, fresh_database_url: str, axe_source: str, tmp_path, language: str, width: int, javascript: bool
 ) -> None:
     import httpx
 
+    desk = await Desk.open(site, fresh_database_url)
     async with httpx.AsyncClient(base_url=site) as client:
         receipt = await submit_ok(client, report_body("came back"))
+    await desk.reply_to_every_case("담당 조사관입니다. 장부 사본을 첨부해 주실 수 있나요? STAFFREPLY")
     digits = receipt.replace("-", "")
     english = language == "en"
     suffix = "?lang=en" if english else ""
@@ -44,6 +46,7 @@ async def test_a_reporter_comes_back_reads_replies_and_attaches_a_file(
         await page.get_by_label("Receipt" if english else "접수번호", exact=True).fill(" ".join(digits[i : i + 3] for i in range(0, 21, 3)))
         await page.get_by_role("button", name="Continue" if english else "계속").click()
         assert await page.get_by_role("heading", level=1).inner_text() == ("Your report" if english else "나의 신고")
+        assert await page.get_by_text("장부 사본을 첨부해 주실 수 있나요? STAFFREPLY").is_visible()  # the reply, read
         await page.get_by_label("Write to the investigators" if english else "조사 담당자에게 메시지 쓰기").fill("장부 사본이 있습니다 THREADMARK")
         await page.get_by_role("button", name="Send message" if english else "메시지 보내기").click()
         assert await page.get_by_text("장부 사본이 있습니다 THREADMARK").is_visible()
