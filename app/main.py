@@ -30,7 +30,9 @@ from app.settings import Settings
 from app.staff import router as staff
 from app.web import router as web
 
-UPLOAD_PATHS = ("/api/v1/reporter/attachments", "/status/attachments")
+# Paths that take a file: the mailbox's uploads, and the pages' report forms (whose check
+# page may send one with the report; their url-encoded posts keep the usual limit).
+UPLOAD_PATHS = ("/api/v1/reporter/attachments", "/status/attachments", "/report", "/internal/report")
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
 DESCRIPTION = """

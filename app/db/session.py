@@ -28,6 +28,9 @@ own, apart from the request's, and they all open it with `own_transaction` (or
 - attachment downloads: chunks are read one per transaction while the response streams,
   after the request's session has closed (`AttachmentStore.sealed_chunks`, used by
   `ReporterService.attachment` and `CaseService.attachment_chunks`);
+- a report sent from a page with a file: the report is committed before the file
+  streams in, so that the upload can stage the file against the stored case, as on the
+  mailbox's upload path (`IntakeService.submit_committed`, used by `app/web/report_pages.py`);
 - the readiness probe, which has no request session (`app/platform/health.py`);
 - the startup check of channel routing, before any request (`app/intake/routing.py`);
 - writing the aggregate audit entries of ended hours before the log is read, so that a

@@ -134,6 +134,15 @@ class IntakeService(Service):
         )
         return submitted
 
+    async def submit_committed(self, submission: ReportSubmission, *, idempotency_key: str | None, drill_token: str | None, now: datetime, form: str) -> Submitted:
+        """`submit`, committed before it returns: a page's report with files attached is
+        stored first, then its files stream in on the mailbox's upload path, which stages
+        them against the stored case in transactions of their own."""
+        async with self.context.own_transaction() as session:
+            return await IntakeService(session, self.context).submit(
+                submission, idempotency_key=idempotency_key, drill_token=drill_token, now=now, form=form
+            )
+
     async def inject(
         self, campaign_id: uuid.UUID, coordinator_id: uuid.UUID, scenario: int | None, now: datetime
     ) -> Injected:

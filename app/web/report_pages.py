@@ -4,7 +4,7 @@ stores it, with the page's form ticket in place of proof of work."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -12,10 +12,13 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from app.domain import form_ticket, pow
+from app.domain.attachments import FILE_TYPES
 from app.domain.drills import DrillTokenRejected
-from app.domain.errors import RetryLater
+from app.domain.errors import DomainError, RetryLater
 from app.domain.intake import Channel, Language
-from app.intake.service import FormsPaused, IntakeService
+from app.intake.service import FormsPaused, IntakeService, Submitted
+from app.platform.multipart import MalformedMultipart, PartData, PartEnd, PartEvent, PartStart, multipart_events
+from app.reporter.service import ReporterService
 from app.settings import Settings
 from app.web.forms import CONTACT_FIELDS, N_, ReportForm, option_label
 from app.web.i18n import translate
@@ -111,6 +114,7 @@ class ReportPages:
             answers=self.answers(language, form),
             problem=translate(language, problem) if problem else None,
             drill=self.drill_fields(),
+            accept=",".join(sorted(FILE_TYPES)),
         )
 
     def answers(self, language: Language, form: ReportForm) -> list[tuple[str, str]]:
@@ -160,8 +164,20 @@ class ReportPages:
             )
         if step != "send":
             return self.check_page(language, form)
+        return await self.send(language, form, service.submit, now)
+
+    async def send(
+        self,
+        language: Language,
+        form: ReportForm,
+        submit: Callable[..., Awaitable[Submitted]],
+        now: datetime,
+        attach: Callable[[Submitted], Awaitable[str | None]] | None = None,
+    ) -> HTMLResponse:
+        """Send the checked report; with `attach`, then its file (whose refusal does not
+        undo the report: the receipt page says so, and where to attach it again)."""
         try:
-            submitted = await service.submit(
+            submitted = await submit(
                 form.submission(language),
                 idempotency_key=form.idempotency_key,
                 drill_token=self.drill_code,
@@ -216,10 +232,84 @@ class ReportPages:
                 [N_("Nothing was stored. Please try again later; keep a copy of your text until then.")],
                 status_code=503,
             )
+        file_problem = await attach(submitted) if attach is not None and not submitted.replayed else None
         return render(
             "receipt.html",
             language,
             self.path,
             receipt_groups=submitted.receipt.split("-"),
             received_on=submitted.received_on.isoformat(),
+            file_attached=attach is not None and file_problem is None and not submitted.replayed,
+            file_problem=translate(language, file_problem) if file_problem else None,
         )
+
+    async def post_with_file(
+        self, language: Language, request: Request, intake: IntakeService, reporter: ReporterService, now: datetime
+    ) -> HTMLResponse:
+        """The "send" form of the check page, which may carry one file after the report's
+        fields. The fields are read first (small, bounded); the report is checked and stored
+        (committed, so that the file can be staged against it); the file then streams into
+        the new report's mailbox, sealed as it arrives, as an upload on the status page does."""
+        events = multipart_events(request)
+        try:
+            posted, file_start = await text_parts(events)
+        except MalformedMultipart:
+            return message_page(language, self.path, N_("The report could not be sent"), [N_("The form came back damaged. Open it again.")], status_code=400)
+        if file_start is None or not file_start.filename:
+            return await self.post(language, posted, intake, now)
+        form = ReportForm.from_post(self.channel, posted)
+        form.check(self.settings.intake)
+        if form.errors or form.filled_honeypot or posted.get("step") != "send":
+            return await self.post(language, posted, intake, now)
+        declared = request.headers.get("content-length", "")
+
+        async def attach(submitted: Submitted) -> str | None:
+            try:
+                opened = await reporter.open_session(submitted.receipt, now)
+                context = await reporter.authenticate_briefly(opened.token, now)
+                await reporter.add_attachment(
+                    context, resumed(file_start, events), now, at_most_bytes=int(declared) if declared.isdigit() else None
+                )
+            except DomainError as refused:
+                return FILE_PROBLEMS.get(refused.slug, N_("The file could not be attached."))
+            return None
+
+        return await self.send(language, form, intake.submit_committed, now, attach)
+
+
+FILE_PROBLEMS = {
+    "unsupported-file-type": N_("This kind of file cannot be attached. Attach a PDF, a picture, a text, HWP or Office document, or an MP3."),
+    "attachment-too-large": N_("The file is too large."),
+    "upload-too-slow": N_("The upload took too long and was stopped; nothing of it was kept. Try a smaller file, or try again."),
+}
+# The report's fields in a multipart form: at most this much text in all.
+TEXT_PARTS_MAX = 256 * 1024
+
+
+async def text_parts(events: AsyncIterator[PartEvent]) -> tuple[dict[str, str], PartStart | None]:
+    """The form's text fields up to its first `file` part, and that part's start (or None
+    when there is none); the iterator then stands inside the file part."""
+    posted: dict[str, str] = {}
+    name: str | None = None
+    value = bytearray()
+    total = 0
+    async for event in events:
+        if isinstance(event, PartStart):
+            if event.name == "file":
+                return posted, event
+            name, value = event.name, bytearray()
+        elif isinstance(event, PartData) and name is not None:
+            value.extend(event.data)
+            total += len(event.data)
+            if total > TEXT_PARTS_MAX:
+                raise MalformedMultipart("The form's text is too long.")
+        elif isinstance(event, PartEnd) and name is not None:
+            posted[name] = value.decode("utf-8", "replace")
+            name = None
+    return posted, None
+
+
+async def resumed(start: PartStart, events: AsyncIterator[PartEvent]) -> AsyncIterator[PartEvent]:
+    yield start
+    async for event in events:
+        yield event

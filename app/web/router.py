@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.api.deps import Now, SettingsDep
+from app.platform.middleware import BodyTooLarge
+from app.settings import Settings
 from app.domain.intake import Channel
 from app.intake.deps import IntakeServiceDep
 from app.platform.problems import problem_responses
@@ -46,6 +48,15 @@ async def home(settings: SettingsDep, lang: Lang = None) -> HTMLResponse:
 REPORT_PATHS = {Channel.CITIZEN: "/report", Channel.EMPLOYEE: "/internal/report"}
 
 
+async def posted_text(request: Request, settings: Settings) -> dict[str, str]:
+    """An url-encoded form's fields. The report paths take bodies as large as a file (for the
+    check page's send form), so a form without one is held to the usual limit here."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > settings.http.max_body_bytes:
+        raise BodyTooLarge(settings.http.max_body_bytes)
+    return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+
+
 def _report_routes(channel: Channel) -> None:
     path = REPORT_PATHS[channel]
 
@@ -56,13 +67,21 @@ def _report_routes(channel: Channel) -> None:
 
     @router.post(path, response_class=HTMLResponse, name=f"{channel.value}_report_post")
     async def report_post(
-        request: Request, settings: SettingsDep, service: IntakeServiceDep, now: Now, lang: Lang = None
+        request: Request,
+        settings: SettingsDep,
+        service: IntakeServiceDep,
+        reporter: ReporterServiceDep,
+        now: Now,
+        lang: Lang = None,
     ) -> HTMLResponse:
         language = language_of(lang)
         if not same_origin(request):
             return refused_cross_site(language, path)
-        posted = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
-        return await ReportPages(settings, channel, path).post(language, posted, service, now)
+        pages = ReportPages(settings, channel, path)
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            # The check page's "send" form, which may carry a file: never spooled to disk.
+            return await pages.post_with_file(language, request, service, reporter, now)
+        return await pages.post(language, await posted_text(request, settings), service, now)
 
 
 for _channel in Channel:

@@ -178,3 +178,65 @@ async def test_the_employee_portal_identifies_confidentially(client, sessionmake
     await client.post("/internal/report", data={**carried(check2.text), "step": "send"})
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(CaseIdentity)) == 1
+
+
+def multipart(fields: dict[str, str], file: tuple[str, bytes, str] | None) -> list:
+    """The check page's send form as a browser sends it: the fields, then the file."""
+    parts = [(name, (None, value)) for name, value in fields.items()]
+    parts.append(("file", file if file is not None else ("", b"", "application/octet-stream")))
+    return parts
+
+
+async def checked(client: httpx.AsyncClient, path: str = "/report") -> dict[str, str]:
+    form = await open_form(client, path)
+    check = await client.post(path, data={**form, **FIELDS, "step": "check"})
+    assert check.status_code == 200
+    return {**carried(check.text), "step": "send"}
+
+
+async def test_a_file_sent_with_the_report_is_attached_to_it(client, sessionmaker, clock) -> None:
+    fields = await checked(client)
+    clock.now += timedelta(seconds=30)
+    evidence = "2026-03-02 상품권 50만원 FILEWEBMARK\n".encode() * 40
+    sent = await client.post("/report", files=multipart(fields, ("ledger.txt", evidence, "text/plain")))
+    assert sent.status_code == 200, sent.text
+    assert "파일이 신고에 첨부되었습니다" in sent.text
+    receipt = "-".join(re.findall(r'<span class="receipt-group">(\d{3})</span>', sent.text))
+    session = await client.post("/api/v1/reporter/sessions", json={"receipt": receipt})
+    headers = {"Authorization": f"Bearer {session.json()['token']}"}
+    (attachment,) = (await client.get("/api/v1/reporter/report", headers=headers)).json()["attachments"]
+    assert attachment["filename"] == "ledger.txt" and attachment["size_bytes"] == len(evidence)
+    downloaded = await client.get(f"/api/v1/reporter/attachments/{attachment['id']}", headers=headers)
+    assert downloaded.content == evidence
+    async with sessionmaker() as session_db:
+        stored = (await session_db.scalars(select(Case))).all()
+    assert len(stored) == 1 and FIELDS["summary"].encode() not in stored[0].sealed_report
+
+    # Sent again (a reload): the same receipt, and the file is not attached a second time.
+    again = await client.post("/report", files=multipart(fields, ("ledger.txt", evidence, "text/plain")))
+    assert receipt == "-".join(re.findall(r'<span class="receipt-group">(\d{3})</span>', again.text))
+    assert len((await client.get("/api/v1/reporter/report", headers=headers)).json()["attachments"]) == 1
+
+
+async def test_a_refused_file_does_not_lose_the_report_and_no_file_is_fine(client, sessionmaker, clock) -> None:
+    fields = await checked(client)
+    clock.now += timedelta(seconds=30)
+    refused = await client.post("/report", files=multipart(fields, ("tool.exe", b"MZ\x90\x00" * 200, "application/octet-stream")))
+    assert refused.status_code == 200 and len(re.findall(r'class="receipt-group"', refused.text)) == 7
+    assert "신고는 접수되었지만 파일은 첨부되지 않았습니다" in refused.text and "첨부할 수 없습니다" in refused.text
+    without = await checked(client)
+    clock.now += timedelta(seconds=30)
+    none = await client.post("/report", files=multipart(without, None))  # no file chosen: an empty part
+    assert none.status_code == 200 and "파일이 신고에 첨부되었습니다" not in none.text
+    assert await cases(sessionmaker) == 2
+
+
+async def test_a_file_with_a_form_in_error_stores_nothing_and_big_plain_forms_are_refused(client, sessionmaker, clock) -> None:
+    before = await cases(sessionmaker)
+    fields = {**await checked(client), "summary": ""}
+    clock.now += timedelta(seconds=30)
+    wrong = await client.post("/report", files=multipart(fields, ("a.txt", b"text " * 100, "text/plain")))
+    assert wrong.status_code == 422 and 'id="summary-error"' in wrong.text
+    huge = await client.post("/report", data={**fields, "details": "x" * 300_000})
+    assert huge.status_code == 413
+    assert await cases(sessionmaker) == before

@@ -27,7 +27,7 @@ async def fill_report(page: Page, *, english: bool) -> None:
 
 @pytest.mark.parametrize(("javascript", "language", "width"), [(False, "ko", 360), (False, "en", 1280), (True, "ko", 1280)])
 async def test_a_citizen_reports_and_keeps_the_receipt(
-    browser: Browser, site: str, axe_source: str, javascript: bool, language: str, width: int
+    browser: Browser, site: str, axe_source: str, tmp_path, javascript: bool, language: str, width: int
 ) -> None:
     english = language == "en"
     suffix = "?lang=en" if english else ""
@@ -59,7 +59,11 @@ async def test_a_citizen_reports_and_keeps_the_receipt(
         assert await page.get_by_text("허가 대가로 상품권 BROWSERMARK").is_visible()
         check_html = await capture(page, f"check-{name}")
         await page.wait_for_timeout(1100)  # the form ticket's minimum age in the test service
+        evidence = tmp_path / "evidence.txt"
+        evidence.write_text("장부 사본 FILEMARK\n")
+        await page.get_by_label("Evidence file (optional)" if english else "증거 파일 (선택)").set_input_files(str(evidence))
         await page.get_by_role("button", name="Send report" if english else "신고 보내기").click()
+        assert await page.get_by_text("Your file was attached to the report." if english else "파일이 신고에 첨부되었습니다.").is_visible()
 
         assert await page.get_by_role("heading", level=1).inner_text() == ("Your report was sent" if english else "신고가 접수되었습니다")
         groups = await page.locator(".receipt-group").all_inner_texts()
@@ -79,6 +83,7 @@ async def test_a_citizen_reports_and_keeps_the_receipt(
         session = await client.post("/api/v1/reporter/sessions", json={"receipt": "-".join(groups)})
         report = (await client.get("/api/v1/reporter/report", headers={"Authorization": f"Bearer {session.json()['token']}"})).json()
     assert report["content"]["summary"] == "허가 대가로 상품권 BROWSERMARK" and report["language"] == language
+    assert [attachment["filename"] for attachment in report["attachments"]] == ["evidence.txt"]
 
     for html in (form_html, errors_html, check_html, receipt_html):
         await assert_accessible(browser, axe_source, site, html, width)
