@@ -4,6 +4,7 @@ confidentially, and every page of the way (errors included) checked by axe."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 
@@ -155,9 +156,14 @@ async def test_the_refusal_pages_are_accessible_too(browser: Browser, site: str,
         body = {**fields, "category": "bribery", "summary": "s", "details": "d", "step": "check"}
         trapped = await client.post("/report", data={**body, "website": "x"})
         cross = await client.post("/report", data=body, headers={"Origin": "https://elsewhere.example"})
-    assert (trapped.status_code, cross.status_code) == (400, 403)
-    for html in (trapped.text, cross.text):
-        assert "<title>오류:" in html
+        check = await client.post("/report", data={**body, "summary": "요약", "details": "내용"})
+        await asyncio.sleep(1.1)
+        send = {**dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', check.text)), "step": "send"}
+        parts = [(key, (None, value)) for key, value in send.items()] + [("file", ("x.exe", b"MZ" * 300, "application/octet-stream"))]
+        file_refused = await client.post("/report", files=parts)
+    assert (trapped.status_code, cross.status_code, file_refused.status_code) == (400, 403, 200)
+    assert "신고는 접수되었지만 파일은 첨부되지 않았습니다" in file_refused.text
+    for html in (trapped.text, cross.text, file_refused.text):
         await assert_accessible(browser, axe_source, site, html, 360)
 
 

@@ -47,6 +47,9 @@ async def test_a_reporter_comes_back_reads_replies_and_attaches_a_file(
         await page.get_by_role("button", name="Continue" if english else "계속").click()
         assert await page.get_by_role("heading", level=1).inner_text() == ("Your report" if english else "나의 신고")
         assert await page.get_by_text("장부 사본을 첨부해 주실 수 있나요? STAFFREPLY").is_visible()  # the reply, read
+        await page.get_by_role("button", name="Send message" if english else "메시지 보내기").click()  # empty
+        assert (await page.title()).startswith("Error:" if english else "오류:")
+        empty_reply = await capture(page, f"mailbox-error-{name}")
         await page.get_by_label("Write to the investigators" if english else "조사 담당자에게 메시지 쓰기").fill("장부 사본이 있습니다 THREADMARK")
         await page.get_by_role("button", name="Send message" if english else "메시지 보내기").click()
         assert await page.get_by_text("장부 사본이 있습니다 THREADMARK").is_visible()
@@ -57,5 +60,5 @@ async def test_a_reporter_comes_back_reads_replies_and_attaches_a_file(
         assert await context.cookies() == []
     finally:
         await context.close()
-    for html in (receipt_form, typo_page, mailbox):
+    for html in (receipt_form, typo_page, empty_reply, mailbox):
         await assert_accessible(browser, axe_source, site, html, width)
