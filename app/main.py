@@ -29,10 +29,20 @@ from app.reporter import router as reporter
 from app.settings import Settings
 from app.staff import router as staff
 from app.web import router as web
+from app.platform.privacy import is_reporter_facing
+from app.web.forms import FORM_MAX_BYTES
+from app.web.pages import PageHeaders
+from app.web.report_pages import TEXT_PARTS_MAX
 
 # Paths that take a file: the mailbox's uploads, and the pages' report forms (whose check
 # page may send one with the report; their url-encoded posts keep the usual limit).
-UPLOAD_PATHS = ("/api/v1/reporter/attachments", "/status/attachments", "/report", "/internal/report")
+def is_page_path(path: str) -> bool:
+    """A path a reporter's browser may open: not the API, not a staff or operator path."""
+    return not path.startswith("/api/") and is_reporter_facing(path)
+
+
+UPLOAD_PATHS = ("/api/v1/reporter/attachments", "/status/attachments")
+REPORT_FORM_PATHS = ("/report", "/internal/report")
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
 DESCRIPTION = """
@@ -93,8 +103,18 @@ def create_app(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.http.max_body_bytes,
         # Room for the largest file plus the multipart framing around it.
-        overrides={path: settings.intake.attachments.max_bytes + MULTIPART_OVERHEAD_BYTES for path in UPLOAD_PATHS},
+        overrides={
+            **{path: settings.intake.attachments.max_bytes + MULTIPART_OVERHEAD_BYTES for path in UPLOAD_PATHS},
+            # A report's fields (at most TEXT_PARTS_MAX of text), then one file.
+            **{
+                path: settings.intake.attachments.max_bytes + TEXT_PARTS_MAX + MULTIPART_OVERHEAD_BYTES
+                for path in REPORT_FORM_PATHS
+            },
+            # The drill page's report form, url-encoded, at its field limits.
+            "/drill": max(settings.http.max_body_bytes, FORM_MAX_BYTES),
+        },
     )
+    app.add_middleware(PageHeaders, is_page_path=is_page_path)
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(RequestContextMiddleware)
 

@@ -25,6 +25,8 @@ CONTACT_FIELDS = ("name", "department", "email", "phone", "notes")
 # The honeypot: a field people never see (hidden by the stylesheet, skipped by the keyboard
 # and by screen readers) that scripts filling every input do fill.
 HONEYPOT = "website"
+# A url-encoded report form at its field limits: Hangul takes 9 bytes a character there.
+FORM_MAX_BYTES = 1024 * 1024
 NAME_MAX = 200
 EMAIL_MAX = 320
 PHONE_MAX = 50

@@ -37,6 +37,35 @@ PAGE_HEADERS = {
 }
 
 
+class PageHeaders:
+    """Every answer on a page path (not the API, not a staff path) carries the pages'
+    headers, whoever wrote it: a 404 for a mistyped address, a 413 from the body limit, a
+    problem document from the framework. None may be cached, framed or sent with a referrer."""
+
+    def __init__(self, app, is_page_path) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.is_page_path = is_page_path
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http" or not self.is_page_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message) -> None:  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = [(n, v) for n, v in message.get("headers", []) if n.lower() not in (b"etag", b"last-modified")]
+                headers += [
+                    (name.lower().encode(), value.encode())
+                    for name, value in PAGE_HEADERS.items()
+                    if name.lower().encode() not in present
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def render(template: str, language: Language, path: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     other = Language.EN if language is Language.KO else Language.KO
     html = environment(language).get_template(template).render(

@@ -4,6 +4,7 @@ stores it, with the page's form ticket in place of proof of work."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -16,13 +17,15 @@ from app.domain.attachments import FILE_TYPES
 from app.domain.drills import DrillTokenRejected
 from app.domain.errors import DomainError, RetryLater
 from app.domain.intake import Channel, Language
-from app.intake.service import FormsPaused, IntakeService, Submitted
+from app.intake.service import FormsPaused, IdempotencyKeyReused, IntakeService, Submitted
 from app.platform.multipart import MalformedMultipart, PartData, PartEnd, PartEvent, PartStart, multipart_events
 from app.reporter.service import ReporterService
 from app.settings import Settings
 from app.web.forms import CONTACT_FIELDS, N_, ReportForm, option_label
 from app.web.i18n import translate
 from app.web.pages import render
+
+logger = logging.getLogger("cleanwindow.web")
 
 
 def same_origin(request: Request) -> bool:
@@ -33,7 +36,9 @@ def same_origin(request: Request) -> bool:
     if site is not None and site not in ("same-origin", "none"):
         return False
     origin = request.headers.get("origin")
-    if origin and origin != "null":
+    if origin == "null":  # an opaque origin (a sandboxed frame): only if the browser vouches
+        return site == "same-origin"
+    if origin:
         return urlsplit(origin).netloc == request.headers.get("host", "")
     return True
 
@@ -103,7 +108,9 @@ class ReportPages:
     def action(self, language: Language) -> str:
         return self.path + ("" if language is Language.KO else f"?lang={language.value}")
 
-    def check_page(self, language: Language, form: ReportForm, problem: str | None = None, status_code: int = 200) -> HTMLResponse:
+    def check_page(
+        self, language: Language, form: ReportForm, problem: str | None = None, status_code: int = 200, **params: object
+    ) -> HTMLResponse:
         return render(
             "check.html",
             language,
@@ -112,7 +119,7 @@ class ReportPages:
             form=form,
             action=self.action(language),
             answers=self.answers(language, form),
-            problem=translate(language, problem) if problem else None,
+            problem=translate(language, problem, **params) if problem else None,
             drill=self.drill_fields(),
             accept=",".join(sorted(FILE_TYPES)),
         )
@@ -194,20 +201,22 @@ class ReportPages:
                 language, form, N_("The form had been open for a long time. Your answers are kept: check them and press Send again."), 422
             )
         except FormsPaused as paused:
+            # The answers stay on the page (and the form stays valid for hours): send it later.
             retry_after = int(paused.extensions["retry_after"])
-            page = message_page(
-                language,
-                self.path,
-                N_("Reports from this page are paused for a while"),
-                [
-                    N_("Too many reports arrived from the pages in the last hour, so this one was not stored. Please try again in %(minutes)s minutes."),
-                    N_("Nothing you wrote was kept: keep a copy of your text until the report is sent."),
-                ],
-                status_code=429,
-                minutes=max(1, -(-retry_after // 60)),
-            )
+            page = self.check_page(language, form, status_code=429, problem=N_(
+                "Too many reports arrived from the pages in the last hour, so this one was not stored yet. "
+                "Your answers are kept on this page: press Send again in %(minutes)s minutes."
+            ), minutes=max(1, -(-retry_after // 60)))
             page.headers["Retry-After"] = str(retry_after)
             return page
+        except IdempotencyKeyReused:
+            return message_page(
+                language,
+                self.path,
+                N_("This form was already used to send a report"),
+                [N_("A report was sent from this form before it was changed. To add to it, write a message on the status page with your receipt; for a different report, open a new form.")],
+                status_code=409,
+            )
         except pow.ChallengeReused:
             return message_page(
                 language,
@@ -225,14 +234,16 @@ class ReportPages:
                 status_code=403,
             )
         except RetryLater:
-            return message_page(
-                language,
-                self.path,
-                N_("The service cannot take reports right now"),
-                [N_("Nothing was stored. Please try again later; keep a copy of your text until then.")],
-                status_code=503,
+            return self.check_page(language, form, status_code=503, problem=N_(
+                "The service cannot take reports right now, and nothing was stored. Your answers are kept on this page: press Send again later."
+            ))
+        file_problem = None
+        if attach is not None:
+            file_problem = (
+                N_("This report had already been sent, so the file was not attached again. Check on the status page that it is there.")
+                if submitted.replayed
+                else await attach(submitted)
             )
-        file_problem = await attach(submitted) if attach is not None and not submitted.replayed else None
         return render(
             "receipt.html",
             language,
@@ -272,6 +283,9 @@ class ReportPages:
                 )
             except DomainError as refused:
                 return FILE_PROBLEMS.get(refused.slug, N_("The file could not be attached."))
+            except Exception as failure:  # noqa: BLE001 - the report is stored: its receipt must be shown
+                logger.warning("a file sent with a report was not attached (%s)", type(failure).__name__)
+                return N_("The file could not be attached.")
             return None
 
         return await self.send(language, form, intake.submit_committed, now, attach)
@@ -282,8 +296,9 @@ FILE_PROBLEMS = {
     "attachment-too-large": N_("The file is too large."),
     "upload-too-slow": N_("The upload took too long and was stopped; nothing of it was kept. Try a smaller file, or try again."),
 }
-# The report's fields in a multipart form: at most this much text in all.
+# The report's fields in a multipart form: at most this much text in all, in so many fields.
 TEXT_PARTS_MAX = 256 * 1024
+TEXT_PARTS_COUNT_MAX = 40
 
 
 async def text_parts(events: AsyncIterator[PartEvent]) -> tuple[dict[str, str], PartStart | None]:
@@ -292,11 +307,14 @@ async def text_parts(events: AsyncIterator[PartEvent]) -> tuple[dict[str, str], 
     posted: dict[str, str] = {}
     name: str | None = None
     value = bytearray()
-    total = 0
+    total = parts = 0
     async for event in events:
         if isinstance(event, PartStart):
             if event.name == "file":
                 return posted, event
+            parts += 1
+            if parts > TEXT_PARTS_COUNT_MAX:
+                raise MalformedMultipart("The form has too many fields.")
             name, value = event.name, bytearray()
         elif isinstance(event, PartData) and name is not None:
             value.extend(event.data)

@@ -14,7 +14,7 @@ from app.settings import Settings
 from app.domain.intake import Channel
 from app.intake.deps import IntakeServiceDep
 from app.platform.problems import problem_responses
-from app.web.forms import ReportForm
+from app.web.forms import FORM_MAX_BYTES, ReportForm
 from app.web.i18n import HERE, language_of
 from app.web.pages import render, static_file
 from app.drills.deps import ParticipationServiceDep
@@ -31,7 +31,8 @@ router = APIRouter(include_in_schema=False)
 # from the request ever reaches the file system.
 STATIC_FILES = {"site.css": "text/css; charset=utf-8", "print.js": "text/javascript; charset=utf-8"}
 
-Lang = Annotated[str | None, Query(alias="lang", max_length=8)]
+# Any value: `language_of` turns anything but `en` and `ko` into Korean.
+Lang = Annotated[str | None, Query(alias="lang")]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -49,12 +50,20 @@ REPORT_PATHS = {Channel.CITIZEN: "/report", Channel.EMPLOYEE: "/internal/report"
 
 
 async def posted_text(request: Request, settings: Settings) -> dict[str, str]:
-    """An url-encoded form's fields. The report paths take bodies as large as a file (for the
-    check page's send form), so a form without one is held to the usual limit here."""
+    """An url-encoded form's fields; anything else (our pages send nothing else here) reads
+    as an empty form, which the page answers with its errors. The report paths take bodies
+    as large as a file (for the check page's send form), so a form without one is held here
+    to what a report at its field limits needs."""
+    limit = max(settings.http.max_body_bytes, FORM_MAX_BYTES)
     declared = request.headers.get("content-length", "")
-    if not declared.isdigit() or int(declared) > settings.http.max_body_bytes:
-        raise BodyTooLarge(settings.http.max_body_bytes)
-    return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    if not declared.isdigit() or int(declared) > limit:
+        raise BodyTooLarge(limit)
+    if not request.headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded"):
+        return {}
+    try:
+        return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    except ValueError:  # undecodable: the page answers as for an empty form
+        return {}
 
 
 def _report_routes(channel: Channel) -> None:
@@ -100,7 +109,7 @@ async def status_post(
     language = language_of(lang)
     if not same_origin(request):
         return refused_cross_site(language, STATUS_PATH)
-    posted = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    posted = await posted_text(request, settings)
     pages = StatusPages(settings, service, language)
     if posted.get("step") == "open":
         return await pages.open(posted.get("receipt", "")[:200], now)
@@ -134,7 +143,7 @@ async def drill_post(
     language = language_of(lang)
     if not same_origin(request):
         return refused_cross_site(language, DRILL_PATH)
-    posted = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    posted = await posted_text(request, settings)
     return await DrillPages(settings, language).post(posted, participation, intake, now)
 
 

@@ -145,7 +145,8 @@ async def test_past_the_form_budget_a_report_is_refused_with_a_time_to_come_back
         before = await cases(sessionmaker)
         paused = await client.post("/report", data={**second, **FIELDS, "step": "send"})
         assert paused.status_code == 429 and int(paused.headers["retry-after"]) > 0
-        assert "분 뒤에 다시 시도해 주세요" in paused.text
+        assert "분 뒤에 다시 보내기를 누르세요" in paused.text
+        assert carried(paused.text)["summary"] == FIELDS["summary"]  # the answers are kept, to send later
         assert await cases(sessionmaker) == before
         # Proof of work (the API, or a page with JavaScript) is not paused.
         from tests.intake.helpers import report_body, submit_ok
@@ -237,6 +238,6 @@ async def test_a_file_with_a_form_in_error_stores_nothing_and_big_plain_forms_ar
     clock.now += timedelta(seconds=30)
     wrong = await client.post("/report", files=multipart(fields, ("a.txt", b"text " * 100, "text/plain")))
     assert wrong.status_code == 422 and 'id="summary-error"' in wrong.text
-    huge = await client.post("/report", data={**fields, "details": "x" * 300_000})
+    huge = await client.post("/report", data={**fields, "details": "x" * 1_200_000})
     assert huge.status_code == 413
     assert await cases(sessionmaker) == before
