@@ -5,6 +5,7 @@ fails, it never skips."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -26,6 +27,15 @@ HANGUL_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 def ensure_chromium() -> Path:
     if CHROMIUM.exists() and HANGUL_FONT.exists():
         return CHROMIUM
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    with (TOOLS / ".apt-lock").open("w") as lock:  # apt itself refuses two at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _install_chromium()
+
+
+def _install_chromium() -> Path:
+    if CHROMIUM.exists() and HANGUL_FONT.exists():
+        return CHROMIUM
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         raise RuntimeError(
@@ -43,13 +53,16 @@ def ensure_chromium() -> Path:
 
 
 def ensure_axe() -> str:
-    if not AXE.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise RuntimeError("the accessibility tests need npm to install axe-core")
-        TOOLS.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [npm, "install", "--prefix", str(TOOLS), "--no-save", "--no-audit", "--no-fund", f"axe-core@{AXE_VERSION}"],
-            capture_output=True, text=True, timeout=600, check=True,
-        )
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    # One test worker installs while the others wait (they run at once on a fresh clone).
+    with (TOOLS / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not AXE.exists():
+            npm = shutil.which("npm")
+            if npm is None:
+                raise RuntimeError("the accessibility tests need npm to install axe-core")
+            subprocess.run(
+                [npm, "install", "--prefix", str(TOOLS), "--no-save", "--no-audit", "--no-fund", f"axe-core@{AXE_VERSION}"],
+                capture_output=True, text=True, timeout=600, check=True,
+            )
     return AXE.read_text()
