@@ -25,6 +25,13 @@ identity_cli = typer.Typer(
 REQUEST_ARGUMENT = typer.Argument(..., help="The identity request's id (from `cleanwindow identity pending`).")
 
 
+def act(request_id: uuid.UUID, action: str, as_json: bool, body: dict[str, str] | None = None) -> None:
+    """One step on a request (`POST /identity-requests/{id}/{action}`), and the request after it."""
+    with connect() as api:
+        request = api.act_on_identity_request(request_id, action, body)
+    print_model(request, as_json=as_json, text=render.identity_request_text)
+
+
 @identity_cli.command("pending")
 @fails_in_one_line
 def identity_pending(as_json: bool = JSON_OPTION) -> None:
@@ -93,9 +100,7 @@ def identity_approve(
     body = {"legal_ground": legal_ground}
     if withhold_notice_because is not None:
         body["withhold_notice_because"] = withhold_notice_because
-    with connect() as api:
-        request = api.act_on_identity_request(request_id, "approve", body)
-    print_model(request, as_json=as_json, text=render.identity_request_text)
+    act(request_id, "approve", as_json, body)
 
 
 @identity_cli.command("unopenable")
@@ -103,24 +108,18 @@ def identity_approve(
 def identity_unopenable(request_id: uuid.UUID = REQUEST_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
     """As the requester: what was released to you does not open with your key; a custodian
     may then release it again (the custodian who released it is named in the audit chain)."""
-    with connect() as api:
-        request = api.act_on_identity_request(request_id, "unopenable")
-    print_model(request, as_json=as_json, text=render.identity_request_text)
+    act(request_id, "unopenable", as_json)
 
 
 @identity_cli.command("withdraw")
 @fails_in_one_line
 def identity_withdraw(request_id: uuid.UUID = REQUEST_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
     """Drop a request that is not yet released (the requester, or a supervisor)."""
-    with connect() as api:
-        request = api.act_on_identity_request(request_id, "withdraw")
-    print_model(request, as_json=as_json, text=render.identity_request_text)
+    act(request_id, "withdraw", as_json)
 
 
 @identity_cli.command("lift-withholding")
 @fails_in_one_line
 def identity_lift_withholding(request_id: uuid.UUID = REQUEST_ARGUMENT, as_json: bool = JSON_OPTION) -> None:
     """As a supervisor, let the reporter be told of a legal decision that was kept from them."""
-    with connect() as api:
-        request = api.act_on_identity_request(request_id, "lift-withholding")
-    print_model(request, as_json=as_json, text=render.identity_request_text)
+    act(request_id, "lift-withholding", as_json)
