@@ -10,6 +10,7 @@ from app.cases.models import (
     CaseKey,
     CaseMessage,
     CaseTransition,
+    DeadlineNotice,
 )
 from app.db.base import Base
 from app.drills.models import (
@@ -20,6 +21,8 @@ from app.drills.models import (
     DrillParticipantCode,
 )
 from app.identity.models import CaseIdentity, IdentityKey, IdentityRequest
+from app.jobs.models import JobRun
+from app.notifications.models import NotificationDelivery, NotificationEvent
 from app.intake.models import Installation, IntakeBudget
 from app.staff.models import StaffToken, StaffUser
 
@@ -34,6 +37,10 @@ __all__ = [
     "CaseKey",
     "CaseMessage",
     "CaseTransition",
+    "DeadlineNotice",
+    "JobRun",
+    "NotificationDelivery",
+    "NotificationEvent",
     "DrillCampaign",
     "DrillCampaignTransition",
     "DrillCase",

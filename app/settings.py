@@ -176,6 +176,78 @@ class WebSettings(BaseModel):
     form_submissions_per_window: int = Field(600, ge=1, le=1_000_000)
 
 
+class WebhookEndpoint(BaseModel):
+    """A receiver of content-free event notices, signed by the Standard Webhooks scheme."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    url: str = Field(pattern=r"^https?://")
+    # `whsec_` followed by base64, as the receiver's Standard Webhooks library expects.
+    secret: SecretStr
+
+    @field_validator("secret")
+    @classmethod
+    def _is_a_standard_webhooks_secret(cls, value: SecretStr) -> SecretStr:
+        import base64
+        import binascii
+
+        raw = value.get_secret_value().removeprefix("whsec_")
+        try:
+            decoded = base64.b64decode(raw, validate=True)
+        except binascii.Error:
+            raise ValueError("a webhook secret is whsec_ followed by base64") from None
+        if len(decoded) < 24:
+            raise ValueError("a webhook secret needs at least 24 random bytes")
+        return value
+
+
+class NotifySettings(BaseModel):
+    # Where a notice sends staff: the queue (a staff tool's address, or none: the notice
+    # then names `cleanwindow cases list`).
+    queue_url: str | None = Field(None, pattern=r"^https?://")
+    webhooks: list[WebhookEndpoint] = Field(default_factory=list)
+    # Added to each new-report batch's send time, at random, so the batch boundary does
+    # not become a clock either.
+    batch_jitter_seconds: int = Field(300, ge=0, le=3600)
+    # A delivery is tried this many times, waiting base * 2^attempt (capped) between tries,
+    # then kept as a dead letter for an administrator to see.
+    max_attempts: int = Field(8, ge=1, le=50)
+    retry_base_seconds: float = Field(60.0, ge=0, le=3600)
+    retry_max_seconds: float = Field(6 * 3600.0, ge=1, le=7 * 24 * 3600)
+    send_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    # Reminders before a deadline: two days leaves a week's acknowledgement (art. 9(1)(b):
+    # seven days) time to act; two weeks leaves the three-month feedback time to write it.
+    acknowledge_reminder_days: int = Field(2, ge=0, le=30)
+    feedback_reminder_days: int = Field(14, ge=0, le=60)
+
+
+class RetentionSettings(BaseModel):
+    """Days a closed case's content is kept after closing, by outcome (docs/retention.md)."""
+
+    # CNIL (référentiel alertes professionnelles, 2019): a report given no follow-up is
+    # deleted within two months of the end of its admissibility checks.
+    dismissed_days: int = Field(60, ge=1, le=36500)
+    # Investigated and not borne out: no proceedings follow, so the same two months.
+    unsubstantiated_days: int = Field(60, ge=1, le=36500)
+    # Handed to an outside authority, which keeps its own file: a year to answer its
+    # questions.
+    referred_days: int = Field(365, ge=1, le=36500)
+    # Disciplinary action for money-related misconduct can be taken for five years
+    # (State Public Officials Act art. 83-2); EU 2019/1937 art. 18 allows keeping records
+    # while proceedings may still need them.
+    substantiated_days: int = Field(5 * 365, ge=1, le=36500)
+
+
+class JobSettings(BaseModel):
+    # Run the background jobs inside `cleanwindow serve`: unset means yes in development
+    # (one command starts everything) and no in production (run `cleanwindow worker`).
+    in_serve: bool | None = None
+    # Cron expressions (5 fields, or 6 with seconds last) replacing a job's default
+    # schedule, by job name: {"notifications.deliver": "* * * * * */10"}.
+    schedules: dict[str, str] = Field(default_factory=dict)
+    # Jobs one worker runs at once.
+    concurrency: int = Field(2, ge=1, le=32)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLEANWINDOW_",
@@ -211,7 +283,18 @@ class Settings(BaseSettings):
     # the server) before it is answered 503 with Retry-After.
     database_pool_timeout_seconds: float = Field(10.0, gt=0, le=300)
 
+    # E-mail to staff: `smtp://[user:password@]host:port` (STARTTLS when offered) or
+    # `smtps://` (TLS from the start); unset, e-mail is off.
+    smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
+    notify_from: str | None = Field(None, validation_alias="NOTIFY_FROM")
+    # New-report and reporter-message notices are held and sent together at this interval
+    # (plus jitter), so a mail's time dates a submission only to its batch.
+    notify_batch_seconds: int = Field(3600, ge=0, le=7 * 24 * 3600, validation_alias="NOTIFY_BATCH_SECONDS")
+
     auth: AuthSettings = AuthSettings()
+    notify: NotifySettings = NotifySettings()
+    retention: RetentionSettings = RetentionSettings()
+    jobs: JobSettings = JobSettings()
     intake: IntakeSettings = IntakeSettings()
     http: HttpSettings = HttpSettings()
     drills: DrillSettings = DrillSettings()
@@ -244,7 +327,26 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return organisation_zone(self.timezone)
 
-    @field_validator("recovery_public_key", "metrics_token", mode="before")
+    @field_validator("smtp_url")
+    @classmethod
+    def _is_an_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            scheme, separator, rest = value.get_secret_value().partition("://")
+            if scheme not in ("smtp", "smtps") or not separator or not rest:
+                raise ValueError("SMTP_URL must look like smtp://[user:password@]host:port or smtps://...")
+        return value
+
+    @model_validator(mode="after")
+    def _email_needs_a_sender(self) -> Settings:
+        if self.smtp_url is not None and not self.notify_from:
+            raise ValueError("SMTP_URL is set but NOTIFY_FROM is not: notices need a sender address")
+        return self
+
+    @property
+    def jobs_in_serve(self) -> bool:
+        return self.jobs.in_serve if self.jobs.in_serve is not None else self.environment == "development"
+
+    @field_validator("recovery_public_key", "metrics_token", "smtp_url", "notify_from", mode="before")
     @classmethod
     def _blank_means_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

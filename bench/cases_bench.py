@@ -170,7 +170,7 @@ f AS (
 INSERT INTO cases (
     id, channel, category, org_unit, language, state, version, is_drill, drill_campaign_id,
     shown_as_drill, received_on, acknowledge_due_on, feedback_due_on, acknowledged_on, feedback_given_on, next_due_on,
-    assignee_id, resolution, receipt_scheme, receipt_tag, reporter_public_key, sealed_report
+    assignee_id, resolution, closed_on, receipt_scheme, receipt_tag, reporter_public_key, sealed_report
 )
 SELECT
     gen_random_uuid(),
@@ -199,6 +199,7 @@ SELECT
               OR (state = 'closed' AND resolution IS NULL AND r_pick < 0.5)
          THEN investigators[1 + floor(cardinality(investigators) * r_assignee)::int] END,
     resolution,
+    CASE WHEN state = 'closed' THEN coalesce(feedback_given_on, acknowledged_on, received_on) END,
     1,
     sha256(int8send(n)),
     CAST(:reporter_key AS bytea),

@@ -66,6 +66,15 @@ class Case(UUIDPrimaryKey, Base):
         CheckConstraint("is_drill = (drill_campaign_id IS NOT NULL)", name="drill_has_campaign"),
         CheckConstraint("is_drill OR NOT shown_as_drill", name="shown_as_drill_is_drill"),
         Index("ix_cases_drill_campaign_id", "drill_campaign_id", postgresql_where=text("is_drill")),
+        # A purged case keeps its routing facts for statistics and nothing it was sent.
+        CheckConstraint("(purged_on IS NULL) = (sealed_report IS NOT NULL)", name="purged_has_no_report"),
+        CheckConstraint(
+            "purged_on IS NULL OR (receipt_tag IS NULL AND reporter_public_key IS NULL AND state = 'closed')",
+            name="purged_is_closed_and_unreachable",
+        ),
+        CheckConstraint("(closed_on IS NOT NULL) = (state = 'closed')", name="closed_on_when_closed"),
+        # The retention job walks closed, unpurged cases by the date they closed.
+        Index("ix_cases_retention", "closed_on", postgresql_where=text("closed_on IS NOT NULL AND purged_on IS NULL")),
     )
 
     channel: Mapped[str] = mapped_column(String(16))
@@ -93,11 +102,16 @@ class Case(UUIDPrimaryKey, Base):
     next_due_on: Mapped[date | None]
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
     resolution: Mapped[str | None] = mapped_column(String(32))
+    # The date the case last closed (cleared by a reopening): retention counts from it.
+    closed_on: Mapped[date | None]
+    # Set when retention deleted the content: the row stays for statistics, the receipt
+    # opens nothing any more.
+    purged_on: Mapped[date | None]
 
     receipt_scheme: Mapped[int] = mapped_column(SmallInteger)
-    receipt_tag: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
-    reporter_public_key: Mapped[bytes] = mapped_column(LargeBinary)
-    sealed_report: Mapped[bytes] = mapped_column(LargeBinary)
+    receipt_tag: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
+    reporter_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed_report: Mapped[bytes | None] = mapped_column(LargeBinary)
     # SHA-256 of the proof-of-work challenge: the unique index makes a challenge single-use.
     pow_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     # Kept for a day or two, then cleared: see IntakeRepository.forget_old_replays.
@@ -220,3 +234,20 @@ class CaseTransition(UUIDPrimaryKey, Base):
     reason: Mapped[str | None] = mapped_column(Text)
     resolution: Mapped[str | None] = mapped_column(String(32))
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_users.id", ondelete="RESTRICT"))
+
+
+class DeadlineNotice(Base):
+    """A reminder or escalation sent for one deadline of one case: the primary key lets
+    exactly one of several workers send it, however often the job runs."""
+
+    __tablename__ = "deadline_notices"
+    __table_args__ = (
+        CheckConstraint(_in("deadline", ["acknowledge", "feedback"]), name="deadline"),
+        CheckConstraint(_in("notice", ["reminder", "missed"]), name="notice"),
+    )
+
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    deadline: Mapped[str] = mapped_column(String(16), primary_key=True)
+    due_on: Mapped[date] = mapped_column(primary_key=True)
+    notice: Mapped[str] = mapped_column(String(8), primary_key=True)
+    sent_on: Mapped[date]

@@ -230,6 +230,8 @@ class CaseService(Service):
         # Only a closing action carries one; any other step leaves the case unresolved.
         case.resolution = request.resolution.value if request.resolution is not None else None
         case.state = target.value
+        # Retention counts from the last closing; a reopened case waits for the next one.
+        case.closed_on = today if target is CaseState.CLOSED else None
         case.version += 1
         refresh_next_due(case)
         self.session.add(

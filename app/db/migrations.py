@@ -15,6 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
+# The job queue's own tables, types and functions: created by our migration from the
+# library's schema file, then compared by no one (the library owns their shape).
+JOB_QUEUE_PREFIX = "procrastinate_"
+
+
+def is_ours(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's `include_name`: autogenerate and the schema comparison skip the job
+    queue's objects."""
+    return not (name or "").startswith(JOB_QUEUE_PREFIX)
+
+
 def migrations_directory() -> Path:
     # Installed from a wheel the migrations live inside the package; in a source
     # checkout they are the top-level `migrations/` folder.

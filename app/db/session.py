@@ -36,6 +36,11 @@ own, apart from the request's, and they all open it with `own_transaction` (or
 - writing the aggregate audit entries of ended hours before the log is read, so that a
   long verification does not hold the chain's head (`app/audit/router.py`).
 
+- background jobs, which have no request: each job opens the transactions it needs, one
+  per unit of work so that a crash half-way loses only the unit under way (the job runs
+  counted in app/jobs/runner.py; every job of app/jobs/catalogue.py in its own module,
+  each named there);
+
 A new one needs a reason as good as these, and a line in this list.
 """
 

@@ -1,9 +1,10 @@
 """Effects outside the service, and the one rule about drills: a drill case's effects
 are recorded on its campaign, never performed.
 
-Today the only such effect is a referral to an outside authority (the `refer` action:
-staff then contact that authority themselves). Notifications and webhooks will ask here
-too before they send anything about a case.
+The effects: a referral to an outside authority (the `refer` action: staff then contact
+that authority themselves), and the notices the outbox would send about a case (an
+e-mail to staff, a call to each configured webhook; app/notifications/outbox.py asks
+here before it writes anything).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from app.drills.models import DrillEffect
 
 class ExternalEffect(StrEnum):
     REFERRAL = "referral"
+    NOTIFICATION = "notification"
+    WEBHOOK = "webhook"
 
 
 class ExternalEffects:

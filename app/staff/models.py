@@ -40,6 +40,8 @@ class StaffUser(UUIDPrimaryKey, Timestamps, Base):
     # custodian with a registered key. A flag, not a role, so that any of the six roles
     # (but a drill coordinator) can also hold identities in trust.
     is_identity_custodian: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Where content-free notices go (new reports, deadlines); none means no e-mail.
+    email: Mapped[str | None] = mapped_column(String(320))
 
     @property
     def role_enum(self) -> Role:

@@ -49,6 +49,8 @@ def case_row(received_on: date | None = None, **overrides: Any) -> Case:
         "sealed_report": os.urandom(600),
     }
     values.update(overrides)
+    if values["state"] == "closed":
+        values.setdefault("closed_on", values.get("acknowledged_on") or received_on)
     case = Case(**values)
     if "next_due_on" not in overrides:
         refresh_next_due(case)  # as the service keeps it

@@ -1,0 +1,21 @@
+"""Every periodic job, its default schedule (UTC cron) and what it does.
+
+Each job is idempotent and safe when two workers start it at once; docs/jobs.md says why
+for each one.
+"""
+
+from __future__ import annotations
+
+from app.jobs.registry import PeriodicJob
+from app.notifications.delivery import deliver_notifications
+
+JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob(
+        "notifications.deliver",
+        "* * * * *",
+        "Turn due outbox events into e-mails and webhook calls and send them, with retries.",
+        deliver_notifications,
+    ),
+)
+
+BY_NAME = {job.name: job for job in JOBS}

@@ -1,0 +1,99 @@
+"""The worker: procrastinate runs the periodic jobs on PostgreSQL.
+
+procrastinate defers each job once per period however many workers run (a unique row
+per job and tick in `procrastinate_periodic_defers`), one worker takes each deferred job
+(`SELECT ... FOR UPDATE SKIP LOCKED` inside its fetch function), and a job's `lock`
+keeps two runs of the same job from overlapping. `run_job` adds our own advisory lock,
+which also covers `cleanwindow jobs run` outside the queue.
+
+Its schema is created by our Alembic migration (4ca52d7fd92a), not by procrastinate's
+own command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
+
+import procrastinate
+from sqlalchemy import make_url
+
+from app.context import AppContext
+from app.jobs.catalogue import JOBS
+from app.jobs.registry import PeriodicJob
+from app.jobs.runner import run_job
+from app.settings import Settings
+
+logger = logging.getLogger("cleanwindow.jobs")
+QUEUE = "cleanwindow"
+# Finished jobs are deleted at once: `job_runs` keeps the counts, and a queue that grows
+# by a row per minute for ever helps no one.
+DELETE_FINISHED = "always"
+
+
+def libpq_conninfo(database_url: str) -> str:
+    """procrastinate speaks psycopg: the same database, without SQLAlchemy's driver name."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+def schedule_of(job: PeriodicJob, settings: Settings) -> str:
+    return settings.jobs.schedules.get(job.name, job.schedule)
+
+
+def build_queue_app(context: AppContext) -> procrastinate.App:
+    settings = context.settings
+    assert settings.database_url is not None
+    connector = procrastinate.PsycopgConnector(
+        conninfo=libpq_conninfo(settings.database_url.get_secret_value()),
+        min_size=1,
+        max_size=max(2, settings.jobs.concurrency + 1),
+    )
+    app = procrastinate.App(connector=connector)
+    for job in JOBS:
+        _register(app, context, job, schedule_of(job, settings))
+    return app
+
+
+def _register(app: procrastinate.App, context: AppContext, job: PeriodicJob, cron: str) -> None:
+    async def run(timestamp: int) -> None:
+        await run_job(context, job)
+
+    task = app.task(name=job.name, queue=QUEUE, lock=job.name)(run)
+    app.periodic(cron=cron, periodic_id=job.name)(task)
+
+
+@asynccontextmanager
+async def opened(context: AppContext) -> AsyncIterator[procrastinate.App]:
+    app = build_queue_app(context)
+    async with app.open_async():
+        yield app
+
+
+async def run_worker(context: AppContext, *, install_signal_handlers: bool = True, name: str | None = None) -> None:
+    """Run the periodic jobs until stopped (SIGINT/SIGTERM, or cancellation)."""
+    async with opened(context) as app:
+        logger.info("worker started", extra={"jobs": [job.name for job in JOBS]})
+        await app.run_worker_async(
+            queues=[QUEUE],
+            concurrency=context.settings.jobs.concurrency,
+            name=name,
+            install_signal_handlers=install_signal_handlers,
+            delete_jobs=DELETE_FINISHED,
+        )
+
+
+async def run_worker_forever_in_background(context: AppContext) -> None:
+    """`serve`'s worker in development: a crash is logged and retried, never taken down
+    with the web server."""
+    while True:
+        try:
+            await run_worker(context, install_signal_handlers=False, name="serve")
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("the in-process worker stopped; restarting in 30 s")
+            await asyncio.sleep(30)
