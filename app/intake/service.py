@@ -29,6 +29,8 @@ from app.domain.reporter_access import check_idempotency_key
 from app.domain.triage import CaseState, acknowledgement_due, feedback_due
 from app.drills.admission import DrillAdmission, DrillEntry
 from app.identity.sealing import seal_identity
+from app.domain.notifications import EventKind
+from app.notifications.outbox import Outbox
 from app.intake.repository import IntakeRepository
 from app.intake.schemas import ReportSubmission
 
@@ -268,6 +270,16 @@ class IntakeService(Service):
                 await self.repository.add_case(case, keys)
                 if drill is not None:
                     await admission.record_case(case.id, drill, scenario, now)
+                # In the case's transaction: a report that is not stored tells no one, and
+                # a stored one is never left untold. Batched, so the notice dates it only
+                # to its batch.
+                await Outbox(self.session, self.settings).emit(
+                    EventKind.CASE_RECEIVED,
+                    now,
+                    audience=["triage"],
+                    case_id=case.id,
+                    drill_campaign_id=case.drill_campaign_id,
+                )
         except IntegrityError:
             # A concurrent request won the race for this idempotency key or challenge.
             if idempotency_digest is not None:

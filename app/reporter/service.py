@@ -21,6 +21,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.notifications import EventKind
+from app.notifications.outbox import Outbox
 from app.cases.attachment_store import AttachmentStore
 from app.cases.models import Case, CaseAttachment, CaseMessage
 from app.cases.repository import CaseContentRepository
@@ -207,6 +209,14 @@ class ReporterService(Service):
             context.content_key, body, case_id=case.id, message_id=message.id, author=message.author
         )
         await self.content.add(message)
+        await Outbox(self.session, self.settings).emit(
+            EventKind.REPORTER_MESSAGE,
+            now,
+            audience=["triage"],
+            case_id=case.id,
+            drill_campaign_id=case.drill_campaign_id,
+            recipient_id=case.assignee_id,
+        )
         return message
 
     async def add_attachment(
