@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +18,7 @@ from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
 from app.drills import router as drills
 from app.identity import router as identity
 from app.intake import router as intake
+from app.notifications import router as notifications
 from app.intake.routing import warn_about_unreadable_channels
 from app.platform import health
 from app.platform.middleware import (
@@ -59,12 +62,14 @@ def create_app(
     *,
     sessionmaker: SessionMaker | None = None,
     key_derivation: KeyDerivation = PRODUCTION_KEY_DERIVATION,
+    run_jobs: bool = False,
 ) -> FastAPI:
     """Build the service and its application context (`app.state.context`), once. With
     `sessionmaker` given (tests) the app uses it and owns no engine; otherwise the
     lifespan starts an engine on `settings.database_url` and binds the context's
     sessionmaker to it. `key_derivation` is production's unless the test suite passes its
-    cheap one; it is not a setting, so no deployment can lower it."""
+    cheap one; it is not a setting, so no deployment can lower it. `run_jobs` runs the
+    background jobs inside this process (`serve` in development)."""
     settings = settings or Settings()
     owns_engine = sessionmaker is None
     context = AppContext.build(
@@ -76,10 +81,19 @@ def create_app(
         engine = build_engine(settings) if owns_engine else None
         if engine is not None:
             context.sessionmaker.configure(bind=engine)
+        jobs = None
+        if run_jobs:
+            from app.jobs.worker import run_worker_forever_in_background
+
+            jobs = asyncio.create_task(run_worker_forever_in_background(context), name="cleanwindow-jobs")
         try:
             await warn_about_unreadable_channels(app.state.context)
             yield
         finally:
+            if jobs is not None:
+                jobs.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await jobs
             if engine is not None:
                 await engine.dispose()
 
@@ -126,5 +140,6 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(drills.router)
     app.include_router(identity.router)
+    app.include_router(notifications.router)
     app.include_router(web.router)
     return app

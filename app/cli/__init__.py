@@ -16,7 +16,7 @@ import sys
 
 import typer
 
-from app.cli import server
+from app.cli import jobs, server
 from app.cli.server import write_private_key
 from app.client import admin, commands, drills, identity
 
@@ -38,11 +38,16 @@ users_cli = typer.Typer(
     "list and deactivate go through the running server.",
     no_args_is_help=True,
 )
+jobs_cli = typer.Typer(
+    help="Periodic background jobs, on the database here (a running `worker` runs them on schedule).",
+    no_args_is_help=True,
+)
 keys_cli = typer.Typer(
     help="Key pairs for reading reports, made and kept on this machine.", no_args_is_help=True
 )
 
 cli.command()(server.serve)
+cli.command()(jobs.worker)
 # The investigators' side: talks to a running server.
 cli.command("login")(commands.login)
 # The administrators' and auditors' side: talks to a running server.
@@ -50,6 +55,7 @@ cli.command("stats")(admin.stats)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(jobs_cli, name="jobs")
 cli.add_typer(commands.cases_cli, name="cases")
 cli.add_typer(admin.audit_cli, name="audit")
 # The drill coordinators' side: talks to a running server.
@@ -63,6 +69,9 @@ users_cli.command("unlock", rich_help_panel=ON_THIS_MACHINE)(server.users_unlock
 users_cli.command("list", rich_help_panel=ON_THE_SERVER)(admin.users_list)
 users_cli.command("deactivate", rich_help_panel=ON_THE_SERVER)(admin.users_deactivate)
 users_cli.command("custodian", rich_help_panel=ON_THE_SERVER)(admin.users_custodian)
+users_cli.command("email", rich_help_panel=ON_THE_SERVER)(admin.users_email)
+jobs_cli.command("list")(jobs.jobs_list)
+jobs_cli.command("run")(jobs.jobs_run)
 keys_cli.command("generate")(server.keys_generate)
 keys_cli.command("register")(commands.keys_register)
 

@@ -66,12 +66,12 @@ def database_url(settings: Settings) -> Iterator[str]:
         raise fail(str(error)) from None
 
 
-def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
-    """Run `action(service)` in one committed transaction on the configured database."""
+def with_app_context(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
+    """Run `action(context)` with the application context on the configured database
+    (the embedded one migrated first; another one must already be at the head)."""
     from app.context import AppContext
     from app.db.migrations import database_revision, head_revision, upgrade_database
     from app.db.session import build_engine, build_sessionmaker
-    from app.staff.service import StaffService
 
     async def run(url: str) -> T:
         if settings.database_url is None:
@@ -84,12 +84,20 @@ def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) 
         connected = settings.with_database_url(url)
         engine = build_engine(connected)
         try:
-            sessionmaker = build_sessionmaker(engine)
-            async with sessionmaker() as session, session.begin():
-                service = StaffService(session, AppContext.build(connected, sessionmaker))
-                return await action(service)
+            return await action(AppContext.build(connected, build_sessionmaker(engine)))
         finally:
             await engine.dispose()
 
     with one_line_errors(), database_url(settings) as url:
         return asyncio.run(run(url))
+
+
+def with_staff_service(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
+    """Run `action(service)` in one committed transaction on the configured database."""
+    from app.staff.service import StaffService
+
+    async def run(context) -> T:
+        async with context.sessionmaker() as session, session.begin():
+            return await action(StaffService(session, context))
+
+    return with_app_context(settings, run)

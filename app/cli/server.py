@@ -60,7 +60,9 @@ def serve(
                 update={"recovery_public_key": development_recovery_key(settings).to_text()}
             )
         asyncio.run(upgrade_database(url))
-        application = create_app(settings.with_database_url(url))
+        # In development the jobs run in here, so that this one command starts everything;
+        # production runs `cleanwindow worker` beside the web replicas.
+        application = create_app(settings.with_database_url(url), run_jobs=settings.jobs_in_serve)
         uvicorn.run(
             application,
             host=host,
@@ -148,6 +150,9 @@ def read_new_password() -> str:
 def users_create(
     username: str = typer.Argument(..., help="Login name: 3-64 of a-z 0-9 . _ -"),
     role: Role = typer.Option(..., "--role", help="The account's role."),
+    email: str | None = typer.Option(
+        None, "--email", help="Where the account's notices go (new reports, deadlines; never content)."
+    ),
 ) -> None:
     """Create a staff account; the password is read from standard input."""
     from app.cli.database import load_settings, with_staff_service
@@ -155,9 +160,13 @@ def users_create(
     password = read_new_password()
     settings = load_settings()
     user = with_staff_service(
-        settings, lambda service: service.create_user(username, role, password, actor=None, now=service.context.clock())
+        settings,
+        lambda service: service.create_user(
+            username, role, password, actor=None, now=service.context.clock(), email=email
+        ),
     )
-    typer.echo(f"created {role.value} account {user.username!r}")
+    notices = f", notices to {user.email}" if user.email else ""
+    typer.echo(f"created {role.value} account {user.username!r}{notices}")
 
 
 def users_unlock(username: str = typer.Argument(..., help="The locked account.")) -> None:

@@ -61,6 +61,33 @@ def users_deactivate(
 
 
 @fails_in_one_line
+def users_email(
+    username: str = typer.Argument(..., help="The account."),
+    address: str | None = typer.Argument(None, help="The address for its notices; leave out with --clear."),
+    clear: bool = typer.Option(False, "--clear", help="Send this account no more e-mail."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Set where an account's notices go (new reports, deadlines; never content), or clear it (admin)."""
+    if (address is None) == (not clear):
+        raise ClientError("give an ADDRESS, or --clear", 2)
+    try:
+        wanted = normalize_username(username)
+    except InvalidInput as error:
+        raise ClientError(error.detail, 2) from None
+    with connect() as api:
+        account = next((user for user in api.users() if user.username == wanted), None)
+        if account is None:
+            raise ClientError(f"no staff account is named {wanted!r}")
+        changed = api.set_email(account.id, None if clear else address)
+    if as_json:
+        typer.echo(render.as_json(changed.model_dump(mode="json")))
+    elif changed.email:
+        typer.echo(f"notices for {changed.username!r} go to {changed.email}")
+    else:
+        typer.echo(f"{changed.username!r} gets no e-mail")
+
+
+@fails_in_one_line
 def users_custodian(
     username: str = typer.Argument(..., help="The account to make an identity custodian."),
     off: bool = typer.Option(False, "--off", help="No longer a custodian (keys already sealed to it stay)."),

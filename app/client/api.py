@@ -198,6 +198,9 @@ class ApiClient:
         answer = self._request("PUT", f"/users/{user_id}/identity-custodian", json={"custodian": custodian})
         return self._parse(StaffAccount, answer)
 
+    def set_email(self, user_id: uuid.UUID, email: str | None) -> StaffAccount:
+        return self._parse(StaffAccount, self._request("PUT", f"/users/{user_id}/email", json={"email": email}))
+
     def users(self) -> list[StaffAccount]:
         return self._parse(StaffAccounts, self._request("GET", "/users")).root
 

@@ -144,6 +144,7 @@ class StaffAccount(Answer):
     created_at: datetime
     public_key_fingerprint: str | None = None
     is_identity_custodian: bool = False
+    email: str | None = None
 
 
 class StaffAccounts(RootModel[list[StaffAccount]]):

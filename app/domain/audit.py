@@ -35,6 +35,11 @@ class AuditAction(StrEnum):
     USER_UNLOCKED = "user.unlocked"
     USER_CUSTODIAN_SET = "user.custodian_set"
     USER_CUSTODIAN_UNSET = "user.custodian_unset"
+    # The address itself is not written: the entry says that it changed, and who changed it.
+    USER_EMAIL_SET = "user.email_set"
+    USER_EMAIL_CLEARED = "user.email_cleared"
+    # An administrator sent a dead letter back to the delivery queue.
+    NOTIFICATION_RETRIED = "notification.retried"
     CASE_READ = "case.read"
     ATTACHMENT_READ = "case.attachment_read"
     CASE_TRANSITION = "case.transition"

@@ -37,6 +37,21 @@ def normalize_username(raw: str) -> str:
     return username
 
 
+EMAIL_MAX_LENGTH = 320
+# Deliberately loose: one @, no spaces, a dot in the domain. The SMTP server is the
+# judge of the rest; this only catches a mistyped field.
+EMAIL_PATTERN = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
+
+
+def normalize_email(raw: str) -> str:
+    """An address for notices: the domain lower-cased, the local part as given."""
+    address = raw.strip()
+    if len(address) > EMAIL_MAX_LENGTH or not EMAIL_PATTERN.fullmatch(address):
+        raise InvalidInput("An e-mail address looks like name@example.org (one @, a dot in the domain, no spaces).")
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
 def check_password_strength(password: str, username: str) -> None:
     if len(password) < MINIMUM_PASSWORD_LENGTH:
         raise InvalidInput(f"A password needs at least {MINIMUM_PASSWORD_LENGTH} characters.")

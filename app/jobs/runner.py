@@ -77,7 +77,9 @@ async def run_job(context: AppContext, job: PeriodicJob) -> JobResult:
                 last_result=result,
                 last_error=None,
             )
-            logger.info("job done", extra={"job": job.name, **{f"result_{k}": v for k, v in result.items()}})
+            # A run that found nothing to do is routine; say so only when debugging.
+            level = logging.INFO if any(value for value in result.values()) else logging.DEBUG
+            logger.log(level, "job done", extra={"job": job.name, **{f"result_{k}": v for k, v in result.items()}})
             return result
         finally:
             await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(job.name)})

@@ -74,6 +74,9 @@ async def opened(context: AppContext) -> AsyncIterator[procrastinate.App]:
 
 async def run_worker(context: AppContext, *, install_signal_handlers: bool = True, name: str | None = None) -> None:
     """Run the periodic jobs until stopped (SIGINT/SIGTERM, or cancellation)."""
+    if not context.settings.debug and context.settings.log_level != "DEBUG":
+        # procrastinate logs every job's start and end at INFO: a line a minute per job.
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
     async with opened(context) as app:
         logger.info("worker started", extra={"jobs": [job.name for job in JOBS]})
         await app.run_worker_async(

@@ -16,6 +16,7 @@ STAFF_AND_OPERATOR_PREFIXES = (
     "/api/v1/audit",
     "/api/v1/drills",
     "/api/v1/identity-requests",
+    "/api/v1/notifications",
     "/healthz",
     "/readyz",
     "/metrics",

@@ -12,7 +12,7 @@ from app.domain.crypto import PublicKey
 from app.domain.staff import Role
 from app.staff.deps import StaffServiceDep
 from app.staff.models import StaffUser
-from app.staff.schemas import ColleagueKeyOut, CustodianIn, PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
+from app.staff.schemas import ColleagueKeyOut, CustodianIn, EmailIn, PublicKeyIn, PublicKeyOut, StaffUserCreate, StaffUserOut, TokenResponse
 from app.staff.service import LoginRefused
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
@@ -83,7 +83,7 @@ async def list_users(_: AdminUser, service: StaffServiceDep) -> list[StaffUserOu
     summary="Create a staff account (admin)",
 )
 async def create_user(body: StaffUserCreate, admin: AdminUser, service: StaffServiceDep, now: Now) -> StaffUserOut:
-    user = await service.create_user(body.username, body.role, body.password, actor=admin, now=now)
+    user = await service.create_user(body.username, body.role, body.password, actor=admin, now=now, email=body.email)
     return StaffUserOut.model_validate(user)
 
 
@@ -110,6 +110,18 @@ async def set_custodian(
     user_id: uuid.UUID, body: CustodianIn, admin: AdminUser, service: StaffServiceDep, now: Now
 ) -> StaffUserOut:
     return StaffUserOut.model_validate(await service.set_custodian(user_id, body.custodian, admin, now))
+
+
+@router.put(
+    "/users/{user_id}/email",
+    response_model=StaffUserOut,
+    responses=problem_responses(401, 403, 404, 422),
+    summary="Set or clear the address an account's notices go to (admin)",
+)
+async def set_email(
+    user_id: uuid.UUID, body: EmailIn, admin: AdminUser, service: StaffServiceDep, now: Now
+) -> StaffUserOut:
+    return StaffUserOut.model_validate(await service.set_email(user_id, body.email, admin, now))
 
 
 @router.post(

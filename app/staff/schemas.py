@@ -27,6 +27,7 @@ class StaffUserOut(BaseModel):
     public_key_fingerprint: str | None = Field(
         None, description="Fingerprint of the registered public key, if any."
     )
+    email: str | None = Field(None, description="Where content-free notices go; none: no e-mail.")
     is_identity_custodian: bool = Field(
         False,
         description="New reports' identity keys are sealed to this account's key (set by an administrator).",
@@ -39,6 +40,7 @@ class StaffUserCreate(BaseModel):
     username: str = Field(min_length=3, max_length=64)
     role: Role
     password: str = Field(min_length=1, max_length=MAXIMUM_PASSWORD_LENGTH)
+    email: str | None = Field(None, max_length=320, description="Where content-free notices go (optional).")
 
 
 class PublicKeyIn(BaseModel):
@@ -61,6 +63,15 @@ class ColleagueKeyOut(BaseModel):
     role: str
     public_key: str
     fingerprint: str
+
+
+class EmailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str | None = Field(
+        max_length=320,
+        description="The address for notices (new reports, deadlines; never content), or null for none.",
+    )
 
 
 class CustodianIn(BaseModel):

@@ -30,6 +30,7 @@ from app.domain.staff import (
     MAXIMUM_PASSWORD_LENGTH,
     Role,
     check_password_strength,
+    normalize_email,
     normalize_username,
 )
 from app.domain.tokens import new_staff_token, token_digest
@@ -97,16 +98,24 @@ class StaffService(Service):
         self.throttle = self.settings.auth.throttle_policy
 
     async def create_user(
-        self, username: str, role: Role, password: str, *, actor: StaffUser | None, now: datetime
+        self,
+        username: str,
+        role: Role,
+        password: str,
+        *,
+        actor: StaffUser | None,
+        now: datetime,
+        email: str | None = None,
     ) -> StaffUser:
         """`actor` is None when the operator runs `cleanwindow users create`."""
         username = normalize_username(username)
+        email = normalize_email(email) if email is not None else None
         check_password_strength(password, username)
         # Hash before the first query: no connection is held while waiting for the budget.
         password_hash = await self.cpu.run(self.hashing.hash, password)
         if await self.repository.user_by_username(username) is not None:
             raise Conflict(f"A staff account named {username!r} already exists.")
-        user = StaffUser(username=username, role=role.value, password_hash=password_hash)
+        user = StaffUser(username=username, role=role.value, password_hash=password_hash, email=email)
         try:
             async with self.session.begin_nested():
                 await self.repository.add(user)
@@ -273,6 +282,20 @@ class StaffService(Service):
         user.is_identity_custodian = custodian
         await self.session.flush()
         action = AuditAction.USER_CUSTODIAN_SET if custodian else AuditAction.USER_CUSTODIAN_UNSET
+        await self.audit.record(action, now, acting_user, username=user.username)
+        return user
+
+    async def set_email(
+        self, user_id: uuid.UUID, email: str | None, acting_user: StaffUser, now: datetime
+    ) -> StaffUser:
+        """Where the account's notices go; None stops them."""
+        user = await self._user(user_id)
+        email = normalize_email(email) if email is not None else None
+        if user.email == email:
+            return user
+        user.email = email
+        await self.session.flush()
+        action = AuditAction.USER_EMAIL_SET if email is not None else AuditAction.USER_EMAIL_CLEARED
         await self.audit.record(action, now, acting_user, username=user.username)
         return user
 
