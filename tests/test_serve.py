@@ -80,6 +80,20 @@ def test_serve_on_the_embedded_postgres_becomes_ready_and_stops_cleanly(tmp_path
         )
         assert login.status_code == 200, login.text
         assert httpx.get(f"{base_url}/nothing-here", headers={"User-Agent": USER_AGENT}).status_code == 404
+
+        # The background jobs run inside serve in development: the deliver job has run.
+        def deliver_runs() -> int:
+            listed = subprocess.run(
+                [sys.executable, "-m", "app.cli", "jobs", "list", "--json"],
+                env=newcomer_env(data_dir), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            )
+            assert listed.returncode == 0, listed.stderr
+            return next(job["runs"] for job in json.loads(listed.stdout) if job["name"] == "notifications.deliver")
+
+        deadline = time.monotonic() + 60
+        while deliver_runs() < 1:
+            assert time.monotonic() < deadline, "no job ran inside serve"
+            time.sleep(1)
     finally:
         process.send_signal(signal.SIGINT)
         try:

@@ -1,10 +1,13 @@
 """The worker: procrastinate runs the periodic jobs on PostgreSQL.
 
 procrastinate defers each job once per period however many workers run (a unique row
-per job and tick in `procrastinate_periodic_defers`), one worker takes each deferred job
-(`SELECT ... FOR UPDATE SKIP LOCKED` inside its fetch function), and a job's `lock`
-keeps two runs of the same job from overlapping. `run_job` adds our own advisory lock,
-which also covers `cleanwindow jobs run` outside the queue.
+per job and tick in `procrastinate_periodic_defers`), and one worker takes each deferred
+job (`SELECT ... FOR UPDATE SKIP LOCKED` inside its fetch function). Two runs of the same
+job never overlap because `run_job` holds a PostgreSQL advisory lock on a connection of
+its own, which also covers `cleanwindow jobs run` and which PostgreSQL releases the
+moment a killed worker's connection drops. procrastinate's own job `lock` is not used:
+a worker killed mid-job would leave it held by a `doing` row until someone cleared it.
+Such stalled rows are failed and deleted by `queue.forget_stalled`.
 
 Its schema is created by our Alembic migration (4ca52d7fd92a), not by procrastinate's
 own command.
@@ -54,6 +57,7 @@ def build_queue_app(context: AppContext) -> procrastinate.App:
     app = procrastinate.App(connector=connector)
     for job in JOBS:
         _register(app, context, job, schedule_of(job, settings))
+    _register_queue_maintenance(app)
     return app
 
 
@@ -61,8 +65,24 @@ def _register(app: procrastinate.App, context: AppContext, job: PeriodicJob, cro
     async def run(timestamp: int) -> None:
         await run_job(context, job)
 
-    task = app.task(name=job.name, queue=QUEUE, lock=job.name)(run)
+    task = app.task(name=job.name, queue=QUEUE)(run)
     app.periodic(cron=cron, periodic_id=job.name)(task)
+
+
+STALLED_SCHEDULE = "*/5 * * * *"
+
+
+def _register_queue_maintenance(app: procrastinate.App) -> None:
+    async def forget_stalled(job_context: procrastinate.JobContext, timestamp: int) -> None:
+        """Jobs left `doing` by a worker that stopped sending heartbeats (killed): the
+        next tick runs the job again, so the stalled row is only failed and removed."""
+        manager = job_context.app.job_manager
+        for stalled in await manager.get_stalled_jobs():
+            await manager.finish_job(stalled, status=procrastinate.jobs.Status.FAILED, delete_job=True)
+            logger.warning("stalled job removed", extra={"job": stalled.task_name})
+
+    task = app.task(name="queue.forget_stalled", queue=QUEUE, pass_context=True)(forget_stalled)
+    app.periodic(cron=STALLED_SCHEDULE, periodic_id="queue.forget_stalled")(task)
 
 
 @asynccontextmanager

@@ -38,19 +38,24 @@ class Accepted:
 
 class RecordingHandler:
     """Accepts every mail, unless `answers` says otherwise: each entry is consumed by one
-    DATA command, either an SMTP reply (such as "451 try later") or a number of seconds to
-    wait before accepting (a slow server, for crash tests)."""
+    DATA command, either an SMTP reply (such as "451 try later"), a number of seconds to
+    wait before accepting, or (seconds, reply): a slow refusal, for crash tests."""
 
     def __init__(self) -> None:
         self.accepted: list[Accepted] = []
-        self.answers: list[str | float] = []
+        self.answers: list[str | float | tuple[float, str]] = []
+        self.receiving = 0  # DATA commands begun, accepted or not
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         import asyncio
 
         with self.lock:
+            self.receiving += 1
             answer = self.answers.pop(0) if self.answers else None
+        if isinstance(answer, tuple):
+            await asyncio.sleep(answer[0])
+            return answer[1]
         if isinstance(answer, str):
             return answer
         if isinstance(answer, (int, float)):
