@@ -27,7 +27,9 @@ SAFE_PRODUCTION = {
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     for name in list(os.environ):
-        if name.startswith("CLEANWINDOW_") or name in {"DATABASE_URL", "POW_DIFFICULTY", "RECOVERY_PUBLIC_KEY"}:
+        if name.startswith("CLEANWINDOW_") or name in {
+            "DATABASE_URL", "POW_DIFFICULTY", "RECOVERY_PUBLIC_KEY", "SMTP_URL", "NOTIFY_FROM", "NOTIFY_BATCH_SECONDS",
+        }:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)  # no stray .env file
     return monkeypatch
@@ -271,4 +273,53 @@ def test_intake_options_are_checked_where_they_are_configured(
     # The domain's Option is a plain dataclass; the settings hold its rules.
     clean_env.setenv("CLEANWINDOW_INTAKE__CATEGORIES", json.dumps([option]))
     with pytest.raises(ValidationError):
+        Settings()
+
+
+def test_the_notification_variable_names_are_read(clean_env: pytest.MonkeyPatch) -> None:
+    secret = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAx"
+    clean_env.setenv("SMTP_URL", "smtps://notices:p%40ss@mail.agency.example:465")
+    clean_env.setenv("NOTIFY_FROM", "cleanwindow@agency.example")
+    clean_env.setenv("NOTIFY_BATCH_SECONDS", "0")
+    clean_env.setenv(
+        "CLEANWINDOW_NOTIFY__WEBHOOKS", json.dumps([{"name": "tracker", "url": "https://t.example/h", "secret": secret}])
+    )
+    clean_env.setenv("CLEANWINDOW_JOBS__SCHEDULES", json.dumps({"notifications.deliver": "* * * * * */5"}))
+    settings = Settings()
+    assert settings.smtp_url.get_secret_value().startswith("smtps://")
+    assert settings.notify_from == "cleanwindow@agency.example" and settings.notify_batch_seconds == 0
+    assert settings.notify.webhooks[0].name == "tracker"
+    assert settings.jobs.schedules == {"notifications.deliver": "* * * * * */5"}
+    assert settings.jobs_in_serve  # development runs the jobs inside serve
+
+
+def test_notification_defaults_batch_hourly_with_e_mail_off(clean_env: pytest.MonkeyPatch) -> None:
+    settings = Settings()
+    assert settings.smtp_url is None and settings.notify_batch_seconds == 3600
+    for name, value in SAFE_PRODUCTION.items():
+        clean_env.setenv(name, value)
+    assert not Settings().jobs_in_serve  # production runs `cleanwindow worker` apart
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"SMTP_URL": "smtp://mail.agency.example:25"}, "NOTIFY_FROM is not"),
+        ({"SMTP_URL": "http://mail.agency.example", "NOTIFY_FROM": "a@b.example"}, "smtp://"),
+        ({"NOTIFY_BATCH_SECONDS": "-1"}, "greater than or equal to 0"),
+        (
+            {"CLEANWINDOW_NOTIFY__WEBHOOKS": '[{"name": "t", "url": "https://t.example", "secret": "whsec_c2hvcnQ="}]'},
+            "at least 24 random bytes",
+        ),
+        (
+            {"CLEANWINDOW_NOTIFY__WEBHOOKS": '[{"name": "t", "url": "https://t.example", "secret": "whsec_***"}]'},
+            "whsec_ followed by base64",
+        ),
+        ({"CLEANWINDOW_NOTIFY__WEBHOOKS": '[{"name": "t", "url": "ftp://t.example", "secret": "x"}]'}, "url"),
+    ],
+)
+def test_unusable_notification_settings_are_refused(clean_env: pytest.MonkeyPatch, variables: dict, message: str) -> None:
+    for name, value in variables.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
         Settings()
