@@ -9,7 +9,10 @@ import yaml
 from app.main import create_app
 from app.settings import Settings
 
-CONTRACT_VARIABLES = {"DATABASE_URL", "CLEANWINDOW_DATA_DIR", "POW_DIFFICULTY", "RECOVERY_PUBLIC_KEY"}
+CONTRACT_VARIABLES = {
+    "DATABASE_URL", "CLEANWINDOW_DATA_DIR", "POW_DIFFICULTY", "RECOVERY_PUBLIC_KEY",
+    "SMTP_URL", "NOTIFY_FROM", "NOTIFY_BATCH_SECONDS",
+}
 
 
 def settings_variable_names() -> set[str]:
@@ -27,9 +30,16 @@ def kubernetes_documents(project_root: Path) -> list[dict]:
     return documents
 
 
+def deployment_named(project_root: Path, name: str) -> dict:
+    [deployment] = [
+        doc for doc in kubernetes_documents(project_root) if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == name
+    ]
+    return deployment
+
+
 def test_kubernetes_probes_point_at_real_endpoints(project_root: Path) -> None:
     paths = set(create_app(Settings(_env_file=None)).openapi()["paths"])
-    [deployment] = [doc for doc in kubernetes_documents(project_root) if doc.get("kind") == "Deployment"]
+    deployment = deployment_named(project_root, "cleanwindow")
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
@@ -39,15 +49,33 @@ def test_kubernetes_probes_point_at_real_endpoints(project_root: Path) -> None:
 
 def test_deploy_files_only_set_variables_the_service_reads(project_root: Path) -> None:
     known = settings_variable_names()
-    [deployment] = [doc for doc in kubernetes_documents(project_root) if doc.get("kind") == "Deployment"]
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    assert {item["name"] for item in container["env"]} <= known
+    for name in ("cleanwindow", "cleanwindow-worker"):
+        [container] = deployment_named(project_root, name)["spec"]["template"]["spec"]["containers"]
+        assert {item["name"] for item in container["env"]} <= known
     [secret] = [doc for doc in kubernetes_documents(project_root) if doc.get("kind") == "Secret"]
     assert set(secret["stringData"]) <= known
 
     compose = yaml.safe_load((project_root / "deploy" / "compose.yaml").read_text())
-    assert set(compose["services"]["app"]["environment"]) <= known
-    assert compose["services"]["app"]["environment"]["CLEANWINDOW_ENV"] == "production"
+    for service in ("app", "worker"):
+        assert set(compose["services"][service]["environment"]) <= known
+        assert compose["services"][service]["environment"]["CLEANWINDOW_ENV"] == "production"
+    assert compose["services"]["worker"]["command"] == ["worker"]
+
+
+def test_the_workers_run_apart_from_the_web_replicas_and_receive_no_traffic(project_root: Path) -> None:
+    documents = kubernetes_documents(project_root)
+    web, worker = deployment_named(project_root, "cleanwindow"), deployment_named(project_root, "cleanwindow-worker")
+    [container] = worker["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["worker"] and worker["spec"]["replicas"] >= 2
+    web_selector = web["spec"]["selector"]["matchLabels"]
+    worker_labels = worker["spec"]["template"]["metadata"]["labels"]
+    # Two Deployments whose selectors overlap would fight over each other's pods.
+    assert not set(web_selector.items()) <= set(worker_labels.items())
+    [service] = [doc for doc in documents if doc.get("kind") == "Service"]
+    assert not set(service["spec"]["selector"].items()) <= set(worker_labels.items())
+    assert set(service["spec"]["selector"].items()) <= set(web["spec"]["template"]["metadata"]["labels"].items())
+    kustomization = yaml.safe_load((project_root / "deploy" / "kubernetes" / "kustomization.yaml").read_text())
+    assert "worker.yaml" in kustomization["resources"]
 
 
 def test_the_prometheus_example_scrapes_metrics_with_the_bearer_token(project_root: Path) -> None:
