@@ -97,6 +97,14 @@ async def run_worker(context: AppContext, *, install_signal_handlers: bool = Tru
     if not context.settings.debug and context.settings.log_level != "DEBUG":
         # procrastinate logs every job's start and end at INFO: a line a minute per job.
         logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    settings = context.settings
+    if settings.environment == "production" and settings.notify_batch_seconds < 3600:
+        logger.warning(
+            "NOTIFY_BATCH_SECONDS is below an hour: new-report notices date submissions more "
+            "precisely than the logs do (docs/notifications.md)"
+        )
+    if settings.smtp_url is None and not settings.notify.webhooks:
+        logger.warning("no SMTP_URL and no webhook: staff will not be told of new reports or deadlines")
     async with opened(context) as app:
         logger.info("worker started", extra={"jobs": [job.name for job in JOBS]})
         await app.run_worker_async(
