@@ -1,6 +1,6 @@
-"""Queries of cases: the staff case API's (`CaseRepository`) and a case's sealed content,
-shared by the staff API and the reporter's mailbox (`CaseContentRepository`). Flushes at
-most; never commits."""
+"""Queries of cases: the staff case API's (`CaseRepository`), a case's sealed content,
+shared by the staff API and the reporter's mailbox (`CaseContentRepository`), and the
+retention job's (`RetentionRepository`). Flushes at most; never commits."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, case, exists, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, delete, exists, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
-from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
-from app.domain.triage import CaseState
-from app.identity.models import CaseIdentity, IdentityKey
+from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
+from app.domain.retention import Outcome, RetentionPolicy, resolutions_of
+from app.domain.triage import CaseState, Resolution
+from app.identity.models import CaseIdentity, IdentityKey, IdentityRequest
 from app.staff.models import StaffUser
 
 
@@ -217,3 +218,80 @@ class CaseContentRepository:
         return await self.session.scalar(
             select(CaseAttachment).where(CaseAttachment.id == attachment_id, CaseAttachment.case_id == case_id)
         )
+
+
+def resolution_in(resolutions: list[Resolution | None]) -> ColumnElement[bool]:
+    named = [resolution.value for resolution in resolutions if resolution is not None]
+    conditions = [Case.resolution.in_(named)] if named else []
+    if None in resolutions:
+        conditions.append(Case.resolution.is_(None))
+    return or_(*conditions)
+
+
+def due_for_purge(policy: RetentionPolicy, today: date) -> ColumnElement[bool]:
+    """`RetentionPolicy.is_due` over the stored columns, for real, closed, unpurged cases:
+    drill cases go when their campaign closes, never by retention."""
+    return and_(
+        real_cases(),
+        Case.state == CaseState.CLOSED.value,
+        Case.purged_on.is_(None),
+        Case.closed_on.is_not(None),
+        or_(
+            *(
+                and_(resolution_in(resolutions_of(outcome)), Case.closed_on <= policy.closed_on_or_before(outcome, today))
+                for outcome in Outcome
+            )
+        ),
+    )
+
+
+class RetentionRepository:
+    """The retention job's queries: which cases are due, and deleting one's content."""
+
+    def __init__(self, session: AsyncSession):
+        self.session = session
+
+    async def due_case_ids(self, policy: RetentionPolicy, today: date, limit: int) -> list[uuid.UUID]:
+        """Unlocked, so only a list of candidates: each is locked and checked again."""
+        return list(
+            await self.session.scalars(
+                select(Case.id).where(due_for_purge(policy, today)).order_by(Case.closed_on, Case.id).limit(limit)
+            )
+        )
+
+    async def lock_unless_busy(self, case_id: uuid.UUID) -> Case | None:
+        """The case, locked; None when someone holds its lock (a staff act, the reporter,
+        another run): retention does not wait, the next run takes it."""
+        return await self.session.scalar(
+            select(Case).where(Case.id == case_id).with_for_update(skip_locked=True).execution_options(
+                populate_existing=True
+            )
+        )
+
+    async def delete_content(self, case_id: uuid.UUID) -> dict[str, int]:
+        """Deletes everything sealed that hangs off the case (messages, attachments published
+        or staging and their chunks, content keys, the sealed identity, its keys and the
+        requests for it); returns how many rows of each. Call with the case row locked."""
+        attachments = select(CaseAttachment.id).where(
+            or_(CaseAttachment.case_id == case_id, CaseAttachment.staging_case_id == case_id)
+        )
+        deleted: dict[str, int] = {}
+        for name, statement in (
+            ("attachment_chunks", delete(AttachmentChunk).where(AttachmentChunk.attachment_id.in_(attachments))),
+            (
+                "attachments",
+                delete(CaseAttachment).where(
+                    or_(CaseAttachment.case_id == case_id, CaseAttachment.staging_case_id == case_id)
+                ),
+            ),
+            ("messages", delete(CaseMessage).where(CaseMessage.case_id == case_id)),
+            ("content_keys", delete(CaseKey).where(CaseKey.case_id == case_id)),
+            # Keys first: a released key points at its request.
+            ("identity_keys", delete(IdentityKey).where(IdentityKey.case_id == case_id)),
+            ("identity_requests", delete(IdentityRequest).where(IdentityRequest.case_id == case_id)),
+            ("identities", delete(CaseIdentity).where(CaseIdentity.case_id == case_id)),
+        ):
+            # No session objects to keep in step: only the locked case row is loaded.
+            result = await self.session.execute(statement.execution_options(synchronize_session=False))
+            deleted[name] = result.rowcount or 0
+        return deleted

@@ -45,6 +45,9 @@ class AuditAction(StrEnum):
     CASE_TRANSITION = "case.transition"
     CASE_MESSAGE = "case.message"
     CASE_GRANT = "case.grant"
+    # Retention deleted a closed case's content (the system's act: no actor), with the
+    # outcome, the days the policy kept it and how many rows went.
+    CASE_PURGED = "case.purged"
     # Confidential identity. The reporter's consent or refusal is not entered when given
     # (an exact time); the staff step relying on it carries it, with its date.
     IDENTITY_REQUESTED = "identity.requested"

@@ -6,6 +6,7 @@ for each one.
 
 from __future__ import annotations
 
+from app.cases.retention import purge_expired_cases
 from app.jobs.registry import PeriodicJob
 from app.notifications.delivery import deliver_notifications
 
@@ -15,6 +16,12 @@ JOBS: tuple[PeriodicJob, ...] = (
         "* * * * *",
         "Turn due outbox events into e-mails and webhook calls and send them, with retries.",
         deliver_notifications,
+    ),
+    PeriodicJob(
+        "retention.purge",
+        "35 * * * *",
+        "Delete the content of real closed cases kept as long as settings.retention says (docs/retention.md).",
+        purge_expired_cases,
     ),
 )
 
