@@ -70,9 +70,13 @@ async def usage_with_staging(session: AsyncSession, case_id: uuid.UUID) -> tuple
 
 
 async def lock_case(session: AsyncSession, case_id: uuid.UUID) -> None:
-    """The case row's lock orders stagings and publications (and messages, and
-    transitions) on this case."""
-    if await session.scalar(select(Case.id).where(Case.id == case_id).with_for_update()) is None:
+    """The case row's lock orders stagings and publications (and messages, transitions,
+    and the retention purge) on this case. A purged case takes no more files: an upload
+    that began before the purge must not leave its chunks behind it."""
+    found = (
+        await session.execute(select(Case.id, Case.purged_on).where(Case.id == case_id).with_for_update())
+    ).one_or_none()
+    if found is None or found.purged_on is not None:
         raise NotFound("This report no longer exists.")
 
 

@@ -89,7 +89,7 @@ async def list_cases(
     "/cases/{case_id}",
     response_model=CaseDetail,
     responses=problem_responses(401, 403, 404),
-    summary="A case: metadata, deadlines, version, and its content sealed (never plaintext)",
+    summary="A case: metadata, deadlines, version, and its content sealed (never plaintext); after retention, the metadata only",
 )
 async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep, now: Now) -> CaseDetail:
     view = await service.detail(user, case_id, now)
@@ -97,7 +97,7 @@ async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseService
     return CaseDetail(
         **summary(view),
         allowed_actions=view.allowed_actions,
-        reporter_public_key=PublicKey(case.reporter_public_key).to_text(),
+        reporter_public_key=PublicKey(case.reporter_public_key).to_text() if case.reporter_public_key else None,
         identified=view.identified,
         identity_released_to_you=view.identity_released_to_you,
         sealed_report=case.sealed_report,

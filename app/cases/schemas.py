@@ -49,6 +49,10 @@ class CaseSummary(BaseModel):
     overdue: bool = Field(description="A deadline has passed without the act it asks for (open cases only).")
     assignee: str | None = Field(description="Username of the assigned investigator.")
     resolution: Resolution | None
+    purged_on: date | None = Field(
+        description="The day retention deleted the case's content (docs/retention.md): from then on only "
+        "this metadata and the history remain. Null while the content is kept."
+    )
 
 
 class CasePage(BaseModel):
@@ -87,10 +91,11 @@ class SealedAttachmentOut(BaseModel):
 
 class CaseDetail(CaseSummary):
     allowed_actions: list[Action] = Field(description="The transitions the caller may take now.")
-    reporter_public_key: str
-    sealed_report: Sealed
+    reporter_public_key: str | None = Field(description="Null once the case is purged.")
+    sealed_report: Sealed | None = Field(description="Null once the case is purged (see `purged_on`).")
     content_key: SealedKeyOut | None = Field(
-        description="The case's content key sealed to the caller's registered key; null without a grant."
+        description="The case's content key sealed to the caller's registered key; null without a grant, "
+        "and once the case is purged."
     )
     messages: list[SealedMessageOut]
     attachments: list[SealedAttachmentOut]

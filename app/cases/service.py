@@ -27,6 +27,7 @@ from app.domain import crypto
 from app.domain.audit import AuditAction
 from app.domain.clock import organisation_date
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.retention import refuse_if_purged
 from app.domain.staff import Role
 from app.domain.triage import (
     CASE_ROLES,
@@ -131,6 +132,8 @@ class CaseService(Service):
 
     @staticmethod
     def allowed_for(user: StaffUser, case: Case) -> list[Action]:
+        if case.purged_on is not None:
+            return []  # nothing is left to reopen, answer or share
         return allowed_actions(CaseState(case.state), user.role_enum, case.assignee_id == user.id)
 
     # --- reading ---------------------------------------------------------------------
@@ -213,6 +216,7 @@ class CaseService(Service):
         # The row lock makes check-then-write atomic: a parallel transition waits here,
         # then sees the new version and gets its 409.
         case = await self.visible_case(user, case_id, lock=True)
+        refuse_if_purged(case.purged_on, f"`{request.action}` is not possible on this case")
         source = CaseState(case.state)
         target = decide(source, case.version, request, user.role_enum, case.assignee_id == user.id)
 
@@ -288,6 +292,7 @@ class CaseService(Service):
         self, user: StaffUser, case_id: uuid.UUID, message_id: uuid.UUID, sealed_body: bytes, now: datetime
     ) -> CaseMessage:
         case = await self.visible_case(user, case_id, lock=True)  # locked: message numbers stay unique
+        refuse_if_purged(case.purged_on, "This case takes no more messages")
         await self._require_key_holder(case, user)
         taken = Conflict("A message with this id exists; seal the message again under a new id.")
         if await self.session.get(CaseMessage, message_id) is not None:
@@ -324,6 +329,7 @@ class CaseService(Service):
         now: datetime,
     ) -> tuple[StaffUser, CaseKey]:
         case = await self.visible_case(user, case_id, lock=True)
+        refuse_if_purged(case.purged_on, "This case's key cannot be granted")
         await self._require_key_holder(case, user)
         grantee = await self.repository.staff_by_username(grantee_username.strip().lower())
         if grantee is None or not grantee.is_active:

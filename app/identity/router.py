@@ -75,7 +75,7 @@ async def case_requests(case_id: uuid.UUID, user: CurrentStaff, service: Identit
 @router.get(
     "/cases/{case_id}/identity",
     response_model=ReleasedIdentityOut,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 409),
     summary="The identity released to you, sealed: open the key with your private key",
 )
 async def released_identity(

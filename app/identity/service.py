@@ -23,6 +23,7 @@ from app.context import AppContext, Service
 from app.domain import crypto
 from app.domain.audit import AuditAction
 from app.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from app.domain.retention import refuse_if_purged
 from app.domain.identity import (
     CUSTODIAN_ROLES,
     IdentityConflict,
@@ -152,6 +153,7 @@ class IdentityService(Service):
 
     async def request(self, user: StaffUser, case_id: uuid.UUID, reason: str, now: datetime) -> RequestView:
         case = await self._visible_case(user, case_id, lock=True)
+        refuse_if_purged(case.purged_on, "This case's identity cannot be requested")
         if not await self.repository.holds_content_key(case.id, user.id):
             raise Conflict(
                 "You hold no key to this case, so you cannot have read it; ask for a grant first, "
@@ -394,6 +396,7 @@ class IdentityService(Service):
 
     async def released_identity(self, user: StaffUser, case_id: uuid.UUID, now: datetime) -> ReleasedIdentity:
         case = await self._visible_case(user, case_id)
+        refuse_if_purged(case.purged_on, "This case's identity cannot be read")
         keys: Sequence[IdentityKey] = [
             key for key in await self.repository.staff_keys(case.id, user.id) if key.holder_kind == "requester"
         ]

@@ -132,7 +132,8 @@ class ReporterService(Service):
         opened = self.codec.open(token, now)
         secrets = ReceiptSecrets(opened.master)
         case = await repository.case_by_id(opened.case_id, lock=lock)
-        if case is None or not hmac.compare_digest(case.receipt_tag, secrets.lookup_tag):
+        # A purged case keeps no receipt tag: a session opened before the purge opens nothing.
+        if case is None or case.receipt_tag is None or not hmac.compare_digest(case.receipt_tag, secrets.lookup_tag):
             raise NotAuthenticated("The session is invalid or has expired; enter the receipt again.")
         sealed_key = await content.reporter_key(case.id)
         if sealed_key is None:
