@@ -25,7 +25,7 @@ from app.domain.triage import Action, CaseState, Resolution
 
 if TYPE_CHECKING:
     from app.client.api import ApiClient
-    from app.client.models import SealedMessage
+    from app.client.models import CaseDetail, SealedMessage
     from app.client.sealing import OpenedCase
 
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -144,6 +144,17 @@ def case_document(case: OpenedCase) -> dict[str, Any]:
     }
 
 
+def purged_case_document(sealed: CaseDetail) -> dict[str, Any]:
+    """`cases show --json` of a case retention purged: its metadata, and no content."""
+    return {
+        **sealed.model_dump(mode="json", exclude={"sealed_report", "content_key", "messages", "attachments"}),
+        "content_key_fingerprint": None,
+        "report": None,
+        "messages": [],
+        "attachments": [],
+    }
+
+
 def message_document(case: OpenedCase, message: SealedMessage) -> dict[str, Any]:
     opened = case.message(message)
     return {
@@ -251,9 +262,18 @@ def cases_show(
     ),
 ) -> None:
     """Fetch the sealed case and decrypt it here: the report, the messages and the
-    attachments' names; with --identity, the identity released to you."""
+    attachments' names; with --identity, the identity released to you. Of a case whose
+    content retention deleted, what remains: its metadata."""
+    from app.client.sealing import open_case, read_private_key
+
+    private_key = read_private_key(key)  # a bad key file is reported before anything is fetched
     with connect() as api:
-        case = opened(api, case_id, key)
+        sealed = api.case(case_id)
+        if sealed.purged_on is not None:
+            document = purged_case_document(sealed)
+            typer.echo(render.as_json(document) if as_json else render.case_text(document))
+            return
+        case = open_case(sealed, private_key, key)
         document = case_document(case)
         if identity:
             document["identity"] = released_identity(api, case, key)

@@ -45,6 +45,8 @@ class CaseSummary(Answer):
     overdue: bool
     assignee: str | None = None
     resolution: str | None = None
+    # Set once retention deleted the content: only this metadata and the history remain.
+    purged_on: date | None = None
 
 
 class CasePage(Answer):
@@ -79,7 +81,7 @@ class SealedAttachment(Answer):
 
 
 class CaseDetail(CaseSummary):
-    sealed_report: Sealed
+    sealed_report: Sealed | None = None  # None once the case is purged
     content_key: SealedKey | None = None
     messages: list[SealedMessage] = []
     attachments: list[SealedAttachment] = []

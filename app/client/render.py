@@ -69,7 +69,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 def flags(case: CaseSummary) -> str:
     return (
-        ",".join(name for name, on in (("overdue", case.overdue), ("drill", case.is_drill)) if on)
+        ",".join(
+            name
+            for name, on in (("overdue", case.overdue), ("drill", case.is_drill), ("purged", case.purged_on is not None))
+            if on
+        )
         or NONE
     )
 
@@ -247,7 +251,8 @@ def contact_lines(document: dict[str, Any]) -> list[str]:
 
 
 def case_text(document: dict[str, Any]) -> str:
-    """A decrypted case (the `--json` document of `cases show`) for a person to read."""
+    """A decrypted case (the `--json` document of `cases show`) for a person to read; of
+    a purged case, the metadata that remains."""
     marks = "".join(
         f"  [{mark}]"
         for mark, on in (("drill", document["is_drill"]), ("overdue", document["overdue"]))
@@ -268,6 +273,14 @@ def case_text(document: dict[str, Any]) -> str:
         f"assignee {document.get('assignee') or NONE}  resolution {document.get('resolution') or NONE}",
         f"you may: {', '.join(document.get('allowed_actions') or []) or 'nothing now'}",
         "",
+    ]
+    if document.get("purged_on"):
+        lines.append(
+            f"content deleted by retention on {document['purged_on']}: the report, messages, attachments and "
+            f"any identity are gone; `cleanwindow cases history {document['id']}` shows what was done"
+        )
+        return "\n".join(lines)
+    lines += [
         "REPORT",
         *fields(document["report"]["content"]),
         "CONTACT",

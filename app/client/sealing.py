@@ -54,6 +54,7 @@ class OpenedCase:
         return self.sealed.id
 
     def report(self) -> dict[str, Any]:
+        assert self.sealed.sealed_report is not None  # open_case opens no purged case
         plaintext = self._open(self.sealed.sealed_report, crypto.PURPOSE_REPORT, None, "the report")
         return json.loads(plaintext)
 
@@ -155,6 +156,11 @@ class OpenedCase:
 
 
 def open_case(case: CaseDetail, private_key: crypto.PrivateKey, key_path: Path) -> OpenedCase:
+    if case.purged_on is not None or case.sealed_report is None:
+        raise ClientError(
+            f"the content of case {case.id} was deleted by retention on {case.purged_on}: there is nothing "
+            f"to open, answer or grant; `cleanwindow cases show {case.id}` shows what remains"
+        )
     mine = private_key.public_key.fingerprint
     if case.content_key is None:
         raise ClientError(
