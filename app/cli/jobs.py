@@ -35,20 +35,13 @@ def worker() -> None:
 
 def jobs_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The periodic jobs, their schedules, and how their runs went (from every worker)."""
-    from sqlalchemy import select
-
     from app.cli.database import load_settings, with_app_context
     from app.jobs.catalogue import JOBS
-    from app.jobs.models import JobRun
+    from app.jobs.runner import run_counts
     from app.jobs.worker import schedule_of
 
     settings = load_settings()
-
-    async def read(context) -> dict[str, JobRun]:
-        async with context.sessionmaker() as session:
-            return {run.name: run for run in (await session.scalars(select(JobRun))).all()}
-
-    runs = with_app_context(settings, read)
+    runs = with_app_context(settings, run_counts)
     rows = []
     for job in JOBS:
         run = runs.get(job.name)

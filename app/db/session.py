@@ -39,7 +39,9 @@ own, apart from the request's, and they all open it with `own_transaction` (or
 - background jobs, which have no request: each job opens the transactions it needs, one
   per unit of work so that a crash half-way loses only the unit under way (the job runs
   counted in app/jobs/runner.py; every job of app/jobs/catalogue.py in its own module,
-  each named there); the retention purge, one transaction per case under its row lock,
+  each named there): the outbox turned into deliveries in one transaction, then each
+  delivery sent under its row lock in one of its own (`app/notifications/delivery.py`);
+  the retention purge, one transaction per case under its row lock,
   so that a purge and its audit entry commit together (`app/cases/retention.py`);
 
 A new one needs a reason as good as these, and a line in this list.

@@ -84,3 +84,9 @@ async def run_job(context: AppContext, job: PeriodicJob) -> JobResult:
         finally:
             await connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(job.name)})
             await connection.commit()
+
+
+async def run_counts(context: AppContext) -> dict[str, JobRun]:
+    """Every job's counts, as `cleanwindow jobs list` shows them."""
+    async with own_transaction(context.sessionmaker) as session:
+        return {run.name: run for run in (await session.scalars(select(JobRun))).all()}
