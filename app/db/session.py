@@ -43,6 +43,8 @@ own, apart from the request's, and they all open it with `own_transaction` (or
   delivery sent under its row lock in one of its own (`app/notifications/delivery.py`);
   the retention purge, one transaction per case under its row lock,
   so that a purge and its audit entry commit together (`app/cases/retention.py`);
+  deadline reminders and escalations, one transaction per batch of cases
+  (`app/cases/reminders.py`);
 
 A new one needs a reason as good as these, and a line in this list.
 """

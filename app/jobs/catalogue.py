@@ -6,6 +6,7 @@ for each one.
 
 from __future__ import annotations
 
+from app.cases.reminders import send_deadline_notices
 from app.cases.retention import purge_expired_cases
 from app.jobs.registry import PeriodicJob
 from app.notifications.delivery import deliver_notifications
@@ -22,6 +23,14 @@ JOBS: tuple[PeriodicJob, ...] = (
         "35 * * * *",
         "Delete the content of real closed cases kept as long as settings.retention says (docs/retention.md).",
         purge_expired_cases,
+    ),
+    PeriodicJob(
+        "deadlines.remind",
+        # Hourly: a deadline passes at the organisation's midnight, whatever its zone, and
+        # the next run catches it within the hour.
+        "5 * * * *",
+        "Remind whoever must act before a case's deadline; escalate to supervisors after it.",
+        send_deadline_notices,
     ),
 )
 
