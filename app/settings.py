@@ -164,6 +164,11 @@ class DrillSettings(BaseModel):
     # A scorecard's cohort with fewer participant codes than this is folded into "other",
     # so no row describes a handful of people.
     cohort_threshold: int = Field(5, ge=1, le=1000)
+    # A campaign its coordinator leaves open is closed by the `drills.purge` job this many
+    # days after its window ended (scorecard frozen, cases purged): long enough to finish
+    # handling its cases and read the scorecard, short enough that a blind drill's cases do
+    # not sit in the real queue for months.
+    close_after_days: int = Field(30, ge=1, le=365)
 
 
 class WebSettings(BaseModel):

@@ -44,7 +44,8 @@ own, apart from the request's, and they all open it with `own_transaction` (or
   the retention purge, one transaction per case under its row lock,
   so that a purge and its audit entry commit together (`app/cases/retention.py`);
   deadline reminders and escalations, one transaction per batch of cases
-  (`app/cases/reminders.py`);
+  (`app/cases/reminders.py`); closing ended drill campaigns and purging their
+  cases, one transaction per campaign (`app/drills/housekeeping.py`);
 
 A new one needs a reason as good as these, and a line in this list.
 """

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseKey, CaseMessage, CaseTransition
+from app.domain.drills import CampaignState
 from app.domain.triage import Action
 from app.drills.models import (
     DrillCampaign,
@@ -57,6 +58,29 @@ class DrillRepository:
             campaign_id,
             with_for_update={"key_share": True} if lock else None,
             populate_existing=lock,
+        )
+
+    async def next_open_ended_before(self, ended_before: datetime) -> DrillCampaign | None:
+        """A campaign still open whose window ended before `ended_before`, locked as
+        `campaign(lock=True)` locks, skipping one another transaction holds (a
+        coordinator closing it, or another worker): each is closed by one of them."""
+        return await self._next_locked(
+            (DrillCampaign.state != CampaignState.CLOSED.value, DrillCampaign.ends_at < ended_before)
+        )
+
+    async def next_closed_with_cases(self) -> DrillCampaign | None:
+        """A closed campaign that still has drill cases, locked likewise."""
+        has_cases = exists().where(Case.drill_campaign_id == DrillCampaign.id, Case.is_drill.is_(True))
+        return await self._next_locked((DrillCampaign.state == CampaignState.CLOSED.value, has_cases))
+
+    async def _next_locked(self, conditions: Sequence[ColumnElement[bool]]) -> DrillCampaign | None:
+        return await self.session.scalar(
+            select(DrillCampaign)
+            .where(*conditions)
+            .order_by(DrillCampaign.ends_at, DrillCampaign.id)
+            .limit(1)
+            .with_for_update(key_share=True, skip_locked=True)
+            .execution_options(populate_existing=True)
         )
 
     async def campaigns_of(self, user_id: uuid.UUID) -> Sequence[DrillCampaign]:

@@ -2,7 +2,9 @@
 scorecard, and the purge at close.
 
 Every step a coordinator takes is written to the campaign's history and the audit chain
-in the transaction that takes it. Closing freezes the scorecard first and then deletes the
+in the transaction that takes it. The service takes two steps of its own: the start, when
+the window opens, and the close of a campaign left open long after its end (the
+`drills.purge` job, `app/drills/housekeeping.py`), audited with no actor. Closing freezes the scorecard first and then deletes the
 campaign's cases in that same transaction, so there is never a moment when the numbers
 are gone but the cases are not, or the other way round.
 """
@@ -177,6 +179,14 @@ class DrillService(Service):
         campaign.version += 1
         if target is CampaignState.CLOSED:
             campaign.closed_at = now
+        if actor is None and action is not CampaignAction.START:
+            # The service's own close (`close_next_ended`). The history's CHECK allows no
+            # actor on `start` only, so until a migration widens it this step is recorded
+            # in the audit chain alone (drill.transition, no actor, `automatic`), under
+            # the version it took: the history skips that version rather than name a
+            # coordinator who did not act.
+            await self.session.flush()
+            return
         await self.repository.add(
             DrillCampaignTransition(
                 campaign_id=campaign.id,
@@ -200,27 +210,64 @@ class DrillService(Service):
         # The row lock orders this step after any drill report being stored right now
         # (intake holds the same row) and before any that comes later.
         campaign = await self._own(user, campaign_id, lock=True)
+        await self._take(campaign, action, user, now)
+        return await self._view(campaign, now)
+
+    async def _take(
+        self, campaign: DrillCampaign, action: CampaignAction, actor: StaffUser | None, now: datetime
+    ) -> None:
+        """One step on a locked campaign, by a coordinator or (`actor` None) the service,
+        with its history, its purge if it closes, and its audit entries."""
         await self._catch_up(campaign, now)
         source = CampaignState(campaign.state)
-        await self._step(campaign, action, user, now)
+        await self._step(campaign, action, actor, now)
         purged = await self._freeze_and_purge(campaign, now) if action is CampaignAction.CLOSE else None
+        # The service's own steps say so, besides having no actor.
+        automatic = {} if actor is not None else {"automatic": True}
         # Last: the audit head stays locked until the request commits. Taken before the
         # purge, it would deadlock with staff work on a drill case the purge waits for.
         await self.audit.record(
             AuditAction.DRILL_TRANSITION,
             now,
-            user,
+            actor,
             campaign_id=str(campaign.id),
             action=action.value,
             from_state=source.value,
             to_state=campaign.state,
             version=campaign.version,
+            **automatic,
         )
         if purged is not None:
             await self.audit.record(
-                AuditAction.DRILL_PURGED, now, user, campaign_id=str(campaign.id), purged_cases=purged
+                AuditAction.DRILL_PURGED, now, actor, campaign_id=str(campaign.id), purged_cases=purged, **automatic
             )
-        return await self._view(campaign, now)
+
+    # --- the service's own housekeeping (the `drills.purge` job) -------------------------
+
+    async def close_next_ended(self, ended_before: datetime, now: datetime) -> DrillCampaign | None:
+        """Close one campaign whose window ended before `ended_before` and that is still
+        open, exactly as its coordinator's close would (scorecard frozen, cases purged,
+        audited), by no one: None when no such campaign is left that another transaction
+        does not hold."""
+        campaign = await self.repository.next_open_ended_before(ended_before)
+        if campaign is not None:
+            await self._take(campaign, CampaignAction.CLOSE, None, now)
+        return campaign
+
+    async def purge_next_leftover(self, now: datetime) -> tuple[DrillCampaign, int] | None:
+        """Purge the drill cases still held by one closed campaign (a close purges them
+        all, and a closed campaign takes no new one: this is a safety net), audited as a
+        purge by no one; None when no closed campaign holds any."""
+        campaign = await self.repository.next_closed_with_cases()
+        if campaign is None:
+            return None
+        purged = await self.repository.purge_cases(campaign.id)
+        campaign.purged_cases = (campaign.purged_cases or 0) + purged
+        await self.session.flush()
+        await self.audit.record(
+            AuditAction.DRILL_PURGED, now, None, campaign_id=str(campaign.id), purged_cases=purged, automatic=True
+        )
+        return campaign, purged
 
     async def _freeze_and_purge(self, campaign: DrillCampaign, now: datetime) -> int:
         campaign.scorecard = await self._compute_scorecard(campaign, now, frozen=True)

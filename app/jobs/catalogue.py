@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from app.cases.reminders import send_deadline_notices
 from app.cases.retention import purge_expired_cases
+from app.drills.housekeeping import purge_finished_campaigns
 from app.jobs.registry import PeriodicJob
 from app.notifications.delivery import deliver_notifications
 
@@ -31,6 +32,12 @@ JOBS: tuple[PeriodicJob, ...] = (
         "5 * * * *",
         "Remind whoever must act before a case's deadline; escalate to supervisors after it.",
         send_deadline_notices,
+    ),
+    PeriodicJob(
+        "drills.purge",
+        "15 * * * *",
+        "Close drill campaigns left open long after their end (scorecard frozen, cases purged).",
+        purge_finished_campaigns,
     ),
 )
 
