@@ -74,7 +74,9 @@ class DrillCampaignTransition(UUIDPrimaryKey, Base):
         CheckConstraint(_in("action", [action.value for action in CampaignAction]), name="action"),
         CheckConstraint(STEP_CHECK, name="allowed_step"),
         # The clock starts a campaign; a person takes every other step.
-        CheckConstraint("(action = 'start') = (actor_id IS NULL)", name="actor"),
+        # No actor: the clock's start, or the close of a campaign left open long after its
+        # end (the drills.purge job); every other step names its coordinator.
+        CheckConstraint("action = 'close' OR (action = 'start') = (actor_id IS NULL)", name="actor"),
         UniqueConstraint("campaign_id", "version", name="uq_drill_campaign_transitions_campaign_id_version"),
     )
 

@@ -179,14 +179,6 @@ class DrillService(Service):
         campaign.version += 1
         if target is CampaignState.CLOSED:
             campaign.closed_at = now
-        if actor is None and action is not CampaignAction.START:
-            # The service's own close (`close_next_ended`). The history's CHECK allows no
-            # actor on `start` only, so until a migration widens it this step is recorded
-            # in the audit chain alone (drill.transition, no actor, `automatic`), under
-            # the version it took: the history skips that version rather than name a
-            # coordinator who did not act.
-            await self.session.flush()
-            return
         await self.repository.add(
             DrillCampaignTransition(
                 campaign_id=campaign.id,

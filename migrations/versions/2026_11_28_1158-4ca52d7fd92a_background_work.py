@@ -160,6 +160,12 @@ def upgrade() -> None:
         "purged_on IS NULL OR (receipt_tag IS NULL AND reporter_public_key IS NULL AND state = 'closed')",
     )
     op.create_check_constraint('closed_on_when_closed', 'cases', "(closed_on IS NOT NULL) = (state = 'closed')")
+    # The drills.purge job closes a campaign left open long after its end: a close with no
+    # actor, like the scheduled start.
+    op.drop_constraint(op.f('ck_drill_campaign_transitions_actor'), 'drill_campaign_transitions', type_='check')
+    op.create_check_constraint(
+        'actor', 'drill_campaign_transitions', "action = 'close' OR (action = 'start') = (actor_id IS NULL)"
+    )
 
 
 def downgrade() -> None:
@@ -169,8 +175,18 @@ def downgrade() -> None:
             f"{purged} cases were purged by retention; the earlier schema cannot hold a case "
             "without its content. Restore from a backup taken before this revision instead."
         )
+    automatic_closes = op.get_bind().scalar(
+        sa.text("SELECT count(*) FROM drill_campaign_transitions WHERE action = 'close' AND actor_id IS NULL")
+    )
+    if automatic_closes:
+        raise RuntimeError(
+            f"{automatic_closes} drill campaigns were closed by the drills.purge job, which the "
+            "earlier schema cannot record; restore from a backup taken before this revision instead."
+        )
+    op.drop_constraint(op.f('ck_drill_campaign_transitions_actor'), 'drill_campaign_transitions', type_='check')
+    op.create_check_constraint('actor', 'drill_campaign_transitions', "(action = 'start') = (actor_id IS NULL)")
     for name in ('closed_on_when_closed', 'purged_is_closed_and_unreachable', 'purged_has_no_report'):
-        op.drop_constraint(name, 'cases', type_='check')
+        op.drop_constraint(op.f(f'ck_cases_{name}'), 'cases', type_='check')
     op.drop_column('staff_users', 'email')
     op.drop_index('ix_cases_retention', table_name='cases', postgresql_where=sa.text('closed_on IS NOT NULL AND purged_on IS NULL'))
     op.alter_column('cases', 'sealed_report',
