@@ -186,6 +186,26 @@ class WebhookEndpoint(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
     url: str = Field(pattern=r"^https?://")
+
+    @field_validator("url")
+    @classmethod
+    def _is_a_usable_url(cls, value: str) -> str:
+        import httpx
+
+        try:
+            parsed = httpx.URL(value)
+        except httpx.InvalidURL as error:
+            raise ValueError(f"not a usable URL: {error}") from None
+        if not parsed.host:
+            raise ValueError("a webhook URL needs a host")
+        return value
+
+    @property
+    def is_plain_http_off_this_host(self) -> bool:
+        import httpx
+
+        host = httpx.URL(self.url).host
+        return self.url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost")
     # `whsec_` followed by base64, as the receiver's Standard Webhooks library expects.
     secret: SecretStr
 
@@ -341,6 +361,26 @@ class Settings(BaseSettings):
                 raise ValueError("SMTP_URL must look like smtp://[user:password@]host:port or smtps://...")
         return value
 
+    @field_validator("notify_from")
+    @classmethod
+    def _is_a_sender_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from email.utils import parseaddr
+
+        if any(ord(character) < 32 or ord(character) == 127 for character in value):
+            raise ValueError("NOTIFY_FROM must not contain control characters")
+        _, address = parseaddr(value)
+        if "@" not in address or " " in address:
+            raise ValueError("NOTIFY_FROM must be an address (cw@agency.example) or Name <cw@agency.example>")
+        return value
+
+    @property
+    def sender_domain(self) -> str:
+        from email.utils import parseaddr
+
+        return parseaddr(self.notify_from or "")[1].rpartition("@")[2].lower() or "cleanwindow.invalid"
+
     @model_validator(mode="after")
     def _email_needs_a_sender(self) -> Settings:
         if self.smtp_url is not None and not self.notify_from:
@@ -420,6 +460,11 @@ class Settings(BaseSettings):
             )
         if self.pow_difficulty == 0:
             problems.append("POW_DIFFICULTY is 0, which leaves anonymous intake without abuse control")
+        plain = [hook.name for hook in self.notify.webhooks if hook.is_plain_http_off_this_host]
+        if plain:
+            problems.append(
+                f"webhooks {plain} use plain http:// to another host, so case ids would cross the network unencrypted"
+            )
         return problems
 
     @property

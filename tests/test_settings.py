@@ -323,3 +323,35 @@ def test_unusable_notification_settings_are_refused(clean_env: pytest.MonkeyPatc
         clean_env.setenv(name, value)
     with pytest.raises(ValidationError, match=message):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "sender", ["cw@agency.example\r\nBcc: everyone@agency.example", "not an address", "cw@agency.example\x07"]
+)
+def test_a_sender_that_could_break_a_mail_header_is_refused(clean_env: pytest.MonkeyPatch, sender: str) -> None:
+    clean_env.setenv("SMTP_URL", "smtp://mail.agency.example:25")
+    clean_env.setenv("NOTIFY_FROM", sender)
+    with pytest.raises(ValidationError, match="NOTIFY_FROM"):
+        Settings()
+
+
+def test_a_named_sender_gives_its_domain_to_the_message_ids(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("SMTP_URL", "smtp://mail.agency.example:25")
+    clean_env.setenv("NOTIFY_FROM", "Clean Window <CW@Notices.Agency.example>")
+    assert Settings().sender_domain == "notices.agency.example"
+
+
+def test_production_refuses_a_plain_http_webhook_to_another_host(clean_env: pytest.MonkeyPatch) -> None:
+    for name, value in SAFE_PRODUCTION.items():
+        clean_env.setenv(name, value)
+    secret = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAx"
+    clean_env.setenv(
+        "CLEANWINDOW_NOTIFY__WEBHOOKS",
+        json.dumps([{"name": "tracker", "url": "http://tickets.agency.example/h", "secret": secret}]),
+    )
+    with pytest.raises(ValidationError, match="plain http"):
+        Settings()
+    clean_env.setenv(
+        "CLEANWINDOW_NOTIFY__WEBHOOKS", json.dumps([{"name": "tracker", "url": "http://127.0.0.1:9000/h", "secret": secret}])
+    )
+    assert Settings().notify.webhooks[0].name == "tracker"

@@ -78,7 +78,18 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.database_pool_timeout_seconds,
         # asyncpg's own connect timeout is 60 s; a server that does not answer should cost
         # a request no more than an exhausted pool does.
-        connect_args={"timeout": settings.database_pool_timeout_seconds},
+        connect_args={
+            "timeout": settings.database_pool_timeout_seconds,
+            # A client machine that vanishes (no FIN, no RST) would otherwise keep its row
+            # and advisory locks for Linux's default two hours of TCP silence: a lost
+            # worker would hold its job, a lost replica a case's row lock. PostgreSQL
+            # probes after a minute of silence and drops the connection within two.
+            "server_settings": {
+                "tcp_keepalives_idle": "60",
+                "tcp_keepalives_interval": "10",
+                "tcp_keepalives_count": "6",
+            },
+        },
         # Error messages would otherwise quote bound parameters (hashes, digests, and
         # later case data) into the logs.
         hide_parameters=True,

@@ -53,10 +53,6 @@ def batch_release_time(now: datetime, batch_seconds: int, jitter_seconds: float)
     return datetime.fromtimestamp(window_end, tz=timezone.utc) + timedelta(seconds=jitter_seconds)
 
 
-def random_jitter(limit_seconds: int) -> float:
-    return random.SystemRandom().uniform(0, limit_seconds) if limit_seconds > 0 else 0.0
-
-
 def retry_delay(attempts: int, base_seconds: float, max_seconds: float) -> float:
     """Exponential backoff with full jitter, after `attempts` failed tries (>= 1)."""
     ceiling = min(max_seconds, base_seconds * 2 ** min(attempts - 1, 30))

@@ -38,9 +38,11 @@ def normalize_username(raw: str) -> str:
 
 
 EMAIL_MAX_LENGTH = 320
-# Deliberately loose: one @, no spaces, a dot in the domain. The SMTP server is the
-# judge of the rest; this only catches a mistyped field.
-EMAIL_PATTERN = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
+# A plain address: one @, a dot in the domain, none of the characters that would make it
+# a list, a display name or a route in a mail header (`,;<>()"[]:\`), no control
+# characters. The SMTP server is the judge of the rest.
+_ADDRESS_CHARACTER = r"[^@\s,;<>()\[\]:\"\\\x00-\x1f\x7f]"
+EMAIL_PATTERN = re.compile(rf"{_ADDRESS_CHARACTER}{{1,64}}@[^@\s.,;<>()\[\]:\"\\\x00-\x1f\x7f]+(\.[^@\s.,;<>()\[\]:\"\\\x00-\x1f\x7f]+)+")
 
 
 def normalize_email(raw: str) -> str:

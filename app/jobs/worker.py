@@ -92,6 +92,11 @@ async def opened(context: AppContext) -> AsyncIterator[procrastinate.App]:
         yield app
 
 
+# How long a stopping worker lets its running jobs finish before cancelling them (they are
+# idempotent: the next run redoes what a cancelled one left).
+SHUTDOWN_GRACE_SECONDS = 20
+
+
 async def run_worker(context: AppContext, *, install_signal_handlers: bool = True, name: str | None = None) -> None:
     """Run the periodic jobs until stopped (SIGINT/SIGTERM, or cancellation)."""
     if not context.settings.debug and context.settings.log_level != "DEBUG":
@@ -113,6 +118,7 @@ async def run_worker(context: AppContext, *, install_signal_handlers: bool = Tru
             name=name,
             install_signal_handlers=install_signal_handlers,
             delete_jobs=DELETE_FINISHED,
+            shutdown_graceful_timeout=SHUTDOWN_GRACE_SECONDS,
         )
 
 

@@ -12,7 +12,9 @@ Message-ID / webhook-id, by which receivers drop duplicates.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,6 +42,12 @@ logger = logging.getLogger("cleanwindow.notifications")
 
 EVENTS_PER_RUN = 5000
 DELIVERIES_PER_RUN = 500
+# A run stops taking deliveries after this long, so that a slow receiver delays the next
+# tick's new events by a minute at most.
+RUN_BUDGET_SECONDS = 45
+# Roles told instead when nobody of an event's audience can be mailed: someone must hear
+# that a report is waiting.
+FALLBACK_AUDIENCE = ("admin",)
 DIGEST = "digest"  # the kind of a batched mail, which may count several event kinds
 
 
@@ -59,7 +67,9 @@ def queue_hint(settings: Settings) -> str:
     return "대기열 / Queue: cleanwindow cases list"
 
 
-def _email_deliveries(settings: Settings, by_address: dict[str, _Grouped], now: datetime) -> list[NotificationDelivery]:
+def _email_deliveries(
+    settings: Settings, by_address: dict[str, _Grouped], user_ids: dict[str, str], now: datetime
+) -> list[NotificationDelivery]:
     deliveries = []
     hint = queue_hint(settings)
     for address, owed in by_address.items():
@@ -88,7 +98,9 @@ def _email_deliveries(settings: Settings, by_address: dict[str, _Grouped], now: 
                     channel=DeliveryChannel.EMAIL.value,
                     target=address,
                     kind=kind,
-                    payload={"subject": notice.subject, "body": notice.body(hint)},
+                    # The account, so that a retry follows a changed address and stops for a
+                    # deactivated account instead of mailing whoever had the old address.
+                    payload={"subject": notice.subject, "body": notice.body(hint), "recipient_id": user_ids[address]},
                     created_at=now,
                     next_attempt_at=now,
                 )
@@ -121,12 +133,17 @@ def _webhook_deliveries(settings: Settings, owed: _Grouped, now: datetime) -> li
     ]
 
 
-async def _addresses(repository: NotificationRepository, event: NotificationEvent) -> set[str]:
+async def _recipients(repository: NotificationRepository, event: NotificationEvent) -> dict[str, str]:
+    """Address → account id of whoever hears of the event."""
     if event.recipient_id is not None:
         named = await repository.mailable_user(event.recipient_id)
         if named is not None:
-            return {named.email}
-    return {user.email for user in await repository.mailable_staff(event.audience)}
+            return {named.email: str(named.id)}
+    for roles in (event.audience, FALLBACK_AUDIENCE):
+        found = {user.email: str(user.id) for user in await repository.mailable_staff(roles)}
+        if found:
+            return found
+    return {}
 
 
 def _owe(owed: _Grouped, event: NotificationEvent) -> None:
@@ -143,25 +160,44 @@ def _owe(owed: _Grouped, event: NotificationEvent) -> None:
         )
 
 
-async def dispatch_due_events(context: AppContext, now: datetime) -> int:
-    """Turn due events into deliveries; returns how many events were taken."""
+@dataclass
+class Dispatched:
+    events: int = 0
+    # Events no one could be told of by e-mail (no address among the audience nor the
+    # administrators) and no webhook received: logged, and counted in the job's result.
+    unrouted: int = 0
+
+
+async def dispatch_due_events(context: AppContext, now: datetime) -> Dispatched:
+    """Turn due events into deliveries."""
     settings = context.settings
+    outcome = Dispatched()
     async with own_transaction(context.sessionmaker) as session:
         repository = NotificationRepository(session)
         events = await repository.claim_due_events(now, EVENTS_PER_RUN)
-        if not events:
-            return 0
         by_address: dict[str, _Grouped] = defaultdict(_Grouped)
+        user_ids: dict[str, str] = {}
         for_webhooks = _Grouped()
         for event in events:
-            if settings.smtp_url is not None:
-                for address in await _addresses(repository, event):
-                    _owe(by_address[address], event)
+            recipients = await _recipients(repository, event) if settings.smtp_url is not None else {}
+            for address, user_id in recipients.items():
+                _owe(by_address[address], event)
+                user_ids[address] = user_id
             _owe(for_webhooks, event)
-        deliveries = _email_deliveries(settings, by_address, now) + _webhook_deliveries(settings, for_webhooks, now)
+            if not recipients and not settings.notify.webhooks:
+                outcome.unrouted += 1
+        deliveries = _email_deliveries(settings, by_address, user_ids, now) + _webhook_deliveries(
+            settings, for_webhooks, now
+        )
         session.add_all(deliveries)
         await repository.forget_events(event.id for event in events)
-    return len(events)
+        outcome.events = len(events)
+    if outcome.unrouted:
+        logger.warning(
+            "notices reached no one: no staff address (nor an administrator's) and no webhook",
+            extra={"unrouted": outcome.unrouted},
+        )
+    return outcome
 
 
 async def send_one(context: AppContext, now: datetime) -> DeliveryState | None:
@@ -172,10 +208,19 @@ async def send_one(context: AppContext, now: datetime) -> DeliveryState | None:
         if delivery is None:
             return None
         try:
-            await _send(settings, delivery, context.clock())
-        except DeliveryFailed as failure:
+            async with asyncio.timeout(settings.notify.send_timeout_seconds * 2):
+                await _send(settings, NotificationRepository(session), delivery, context.clock())
+        except RecipientGone as gone:
+            delivery.state = DeliveryState.DEAD.value
+            delivery.last_error = str(gone)
+            return DeliveryState.DEAD
+        except Exception as error:
+            # Any failure is one failed try, never a crashed run: a delivery that cannot be
+            # sent must not hold up the others behind it. Only the type is kept, or our
+            # short reason: an exception's text may quote the message.
             delivery.attempts += 1
-            delivery.last_error = str(failure)[:500]
+            reason = str(error) if isinstance(error, DeliveryFailed) else type(error).__name__
+            delivery.last_error = reason[:500]
             if delivery.attempts >= settings.notify.max_attempts:
                 delivery.state = DeliveryState.DEAD.value
                 logger.warning("delivery given up", extra={"delivery": str(delivery.id), "channel": delivery.channel})
@@ -190,10 +235,20 @@ async def send_one(context: AppContext, now: datetime) -> DeliveryState | None:
         return DeliveryState.SENT
 
 
-async def _send(settings: Settings, delivery: NotificationDelivery, sent_at: datetime) -> None:
+class RecipientGone(Exception):
+    """The account was deactivated or its address cleared since the notice was made."""
+
+
+async def _send(
+    settings: Settings, repository: NotificationRepository, delivery: NotificationDelivery, sent_at: datetime
+) -> None:
     if delivery.channel == DeliveryChannel.EMAIL.value:
         if settings.smtp_url is None:
             raise DeliveryFailed("e-mail is off (SMTP_URL unset)")
+        recipient = await repository.mailable_user(uuid.UUID(delivery.payload["recipient_id"]))
+        if recipient is None:
+            raise RecipientGone("the account is deactivated or has no address any more")
+        delivery.target = recipient.email
         message = build_mail(
             settings, str(delivery.id), delivery.target, delivery.payload["subject"], delivery.payload["body"], sent_at
         )
@@ -209,12 +264,21 @@ async def _send(settings: Settings, delivery: NotificationDelivery, sent_at: dat
 
 async def deliver_notifications(context: AppContext) -> JobResult:
     now = context.clock()
-    taken = await dispatch_due_events(context, now)
+    dispatched = await dispatch_due_events(context, now)
     outcome = {state.value: 0 for state in DeliveryState}
     outcome["retry"] = 0
+    started = time.monotonic()
     for _ in range(DELIVERIES_PER_RUN):
+        if time.monotonic() - started > RUN_BUDGET_SECONDS:
+            break  # the rest waits for the next tick
         state = await send_one(context, now)
         if state is None:
             break
         outcome["retry" if state is DeliveryState.PENDING else state.value] += 1
-    return {"events": taken, "sent": outcome["sent"], "retry": outcome["retry"], "dead": outcome["dead"]}
+    return {
+        "events": dispatched.events,
+        "unrouted": dispatched.unrouted,
+        "sent": outcome["sent"],
+        "retry": outcome["retry"],
+        "dead": outcome["dead"],
+    }

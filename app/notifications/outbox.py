@@ -9,18 +9,16 @@ and announced campaigns alike, so nothing about a drill can leave the service.
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.notifications import (
-    BATCHED_KINDS,
-    EventKind,
-    batch_release_time,
-    random_jitter,
-)
+from app.cases.models import Case
+from app.domain.notifications import BATCHED_KINDS, EventKind, batch_release_time
 from app.drills.effects import ExternalEffect, ExternalEffects
 from app.notifications.models import NotificationEvent
 from app.settings import Settings
@@ -45,11 +43,14 @@ class Outbox:
         """Write the event (None for a drill case, whose effects are recorded instead).
         `audience` names the roles to tell when `recipient_id` is unset or cannot be
         mailed; `details` must be content-free (deadline names and dates, counts)."""
+        if case_id is not None:
+            # Asked of the case itself, so no caller can forget that a case is a drill.
+            found = await self.session.scalar(select(Case.drill_campaign_id).where(Case.id == case_id))
+            assert drill_campaign_id in (None, found), "the drill campaign given is not the case's"
+            drill_campaign_id = found
         not_before = now
         if kind in BATCHED_KINDS:
-            not_before = batch_release_time(
-                now, self.settings.notify_batch_seconds, random_jitter(self.settings.notify.batch_jitter_seconds)
-            )
+            not_before = batch_release_time(now, self.settings.notify_batch_seconds, self._window_jitter(now))
         if drill_campaign_id is not None:
             await self._simulate(case_id, drill_campaign_id, kind, now)
             return None
@@ -64,6 +65,16 @@ class Outbox:
         self.session.add(event)
         await self.session.flush()
         return event
+
+    def _window_jitter(self, now: datetime) -> float:
+        """The same jitter for every event of a batch window (so the window is still one
+        digest), different from window to window, and unknown without the secret key."""
+        limit = self.settings.notify.batch_jitter_seconds
+        if limit <= 0 or self.settings.notify_batch_seconds <= 0:
+            return 0.0
+        window_end = batch_release_time(now, self.settings.notify_batch_seconds, 0)
+        digest = hmac.new(self.settings.secret_key_bytes, f"notice-batch|{window_end.isoformat()}".encode(), "sha256")
+        return int.from_bytes(digest.digest()[:8], "big") % (limit * 1000) / 1000
 
     async def _simulate(
         self, case_id: uuid.UUID | None, campaign_id: uuid.UUID, kind: EventKind, now: datetime

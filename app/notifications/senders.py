@@ -65,8 +65,7 @@ def build_mail(settings: Settings, delivery_id: str, to: str, subject: str, body
     message["Date"] = format_datetime(sent_at)
     # The delivery's id: a mail sent twice (a crash between the server's "250" and our
     # commit) carries the same Message-ID, which mail systems use to drop duplicates.
-    domain = (settings.notify_from or "cleanwindow.invalid").rpartition("@")[2] or "cleanwindow.invalid"
-    message["Message-ID"] = f"<{delivery_id}@{domain}>"
+    message["Message-ID"] = f"<{delivery_id}@{settings.sender_domain}>"
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(body)
     return message
@@ -76,18 +75,24 @@ async def send_mail(settings: Settings, message: EmailMessage) -> None:
     assert settings.smtp_url is not None
     url = urlsplit(settings.smtp_url.get_secret_value())
     implicit_tls = url.scheme == "smtps"
+    logs_in = url.username is not None
     try:
-        await aiosmtplib.send(
+        refused, _ = await aiosmtplib.send(
             message,
             hostname=url.hostname,
             port=url.port or (465 if implicit_tls else 25),
             username=unquote(url.username) if url.username else None,
             password=unquote(url.password) if url.password else None,
             use_tls=implicit_tls,
-            # STARTTLS whenever the server offers it (aiosmtplib's default).
-            start_tls=None if not implicit_tls else False,
+            # STARTTLS whenever the server offers it; required before a login, so that a
+            # network that strips the offer cannot read the password.
+            start_tls=False if implicit_tls else (True if logs_in else None),
             timeout=settings.notify.send_timeout_seconds,
         )
     except (aiosmtplib.SMTPException, OSError) as error:
         code = getattr(error, "code", None)
         raise DeliveryFailed(f"{type(error).__name__}" + (f" {code}" if code else "")) from None
+    if refused:
+        # One recipient per mail: a refusal of it is a failed try.
+        codes = sorted({str(answer[0]) for answer in refused.values()})
+        raise DeliveryFailed(f"recipient refused ({', '.join(codes)})")

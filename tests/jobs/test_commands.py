@@ -27,7 +27,7 @@ async def test_jobs_run_runs_a_job_once_and_jobs_list_counts_it(fresh_database_u
     assert ran.returncode == 0, ran.stderr
     assert json.loads(ran.stdout) == {
         "job": "notifications.deliver",
-        "result": {"events": 0, "sent": 0, "retry": 0, "dead": 0},
+        "result": {"events": 0, "unrouted": 0, "sent": 0, "retry": 0, "dead": 0},
     }
     after = {job["name"]: job for job in json.loads(run_cli("jobs", "list", "--json", database_url=fresh_database_url).stdout)}
     assert after["notifications.deliver"]["runs"] == 1 and after["notifications.deliver"]["failures"] == 0

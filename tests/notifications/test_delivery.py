@@ -68,7 +68,7 @@ async def test_new_reports_reach_triage_as_one_digest_without_content(fresh_data
         # Nothing is owed any more: a second run sends nothing.
         assert await service.events() == []
         again = await deliver_notifications(service.context)
-        assert again == {"events": 0, "sent": 0, "retry": 0, "dead": 0}
+        assert again == {"events": 0, "unrouted": 0, "sent": 0, "retry": 0, "dead": 0}
         assert len(smtp.accepted) == 1 and len(hooks.calls) == 1
 
 
