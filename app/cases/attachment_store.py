@@ -14,7 +14,8 @@ of slow clients stall every endpoint. So nothing is held between two chunks:
   per-report limits against the attachments already published (so they hold exactly
   under parallel uploads), and moves the row onto the case;
 - a refused or abandoned upload is discarded, its chunks with it; staging left behind by
-  a killed process is removed by a later upload once it is older than an upload can last;
+  a killed process is removed by the `cleanup.expired` job once it is older than an upload
+  can last (`app/cases/housekeeping.py`);
 - a download reads one chunk per transaction.
 
 Like logins, these steps deliberately open transactions of their own instead of using
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, timedelta
+from datetime import date
 
 from sqlalchemy import BigInteger, cast, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,11 +35,6 @@ from app.cases.models import AttachmentChunk, Case, CaseAttachment
 from app.db.session import SessionMaker, own_transaction
 from app.domain.attachments import AttachmentLimits
 from app.domain.errors import NotFound
-
-# Uploads last at most an hour (the settings refuse more), so nothing staged before
-# yesterday can still be streaming, whatever the hour of either day.
-STALE_STAGING_AGE = timedelta(days=2)
-
 
 class MissingChunk(RuntimeError):
     """A published attachment lacks a chunk: the database was damaged or edited."""
@@ -90,19 +86,17 @@ class AttachmentStore:
             return await usage_with_staging(session, case_id)
 
     async def stage(
-        self, attachment: CaseAttachment, today: date, limits: AttachmentLimits, *, at_most_bytes: int | None = None
+        self, attachment: CaseAttachment, limits: AttachmentLimits, *, at_most_bytes: int | None = None
     ) -> int:
-        """Writes the staged row, after clearing away staging abandoned long ago, and
-        returns the room it reserves: what the report may still take once the attachments
-        published and those still staging (each counted at the room it reserved, held in
-        its `stored_bytes` until it is published) are set aside, and no more than
-        `at_most_bytes` (the request body's declared length) when that is known. Under the
-        case's lock, so parallel uploads cannot together stage more than the report may
-        hold."""
+        """Writes the staged row and returns the room it reserves: what the report may
+        still take once the attachments published and those still staging (each counted
+        at the room it reserved, held in its `stored_bytes` until it is published) are set
+        aside, and no more than `at_most_bytes` (the request body's declared length) when
+        that is known. Under the case's lock, so parallel uploads cannot together stage
+        more than the report may hold."""
         assert attachment.case_id is None and attachment.staging_case_id is not None
         case_id = attachment.staging_case_id
         async with own_transaction(self.sessionmaker) as session:
-            await session.execute(delete(CaseAttachment).where(CaseAttachment.staged_on <= today - STALE_STAGING_AGE))
             await lock_case(session, case_id)
             room = limits.room(*await usage_with_staging(session, case_id))
             if at_most_bytes is not None:

@@ -45,7 +45,8 @@ own, apart from the request's, and they all open it with `own_transaction` (or
   so that a purge and its audit entry commit together (`app/cases/retention.py`);
   deadline reminders and escalations, one transaction per batch of cases
   (`app/cases/reminders.py`); closing ended drill campaigns and purging their
-  cases, one transaction per campaign (`app/drills/housekeeping.py`);
+  cases, one transaction per campaign (`app/drills/housekeeping.py`); the cleanup of
+  expired data, one batch per transaction (`app/jobs/cleanup.py`);
 
 A new one needs a reason as good as these, and a line in this list.
 """

@@ -22,7 +22,8 @@ class Installation(Base):
 
 class IntakeBudget(Base):
     """Counters shared by every replica, one row per kind and time window, and nothing
-    about who was counted. Rows of past windows are deleted as new ones start."""
+    about who was counted. Rows of ended windows are deleted by the `cleanup.expired` job
+    (every quarter of an hour), whether or not anyone came since."""
 
     __tablename__ = "intake_budgets"
 

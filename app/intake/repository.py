@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,17 +61,29 @@ class IntakeRepository:
         self.session.add_all(keys)
         await self.session.flush()
 
-    async def forget_retry_data(self, received_before: date) -> None:
-        """Idempotent-retry data and challenge digests are needed only while a retry or a
-        challenge can still arrive (at most a day). After that, a stolen database plus a
-        client's leaked key must not give a receipt back, and a challenge someone logged
-        in transit must not be matched to its case."""
-        for column, extra in ((Case.idempotency_digest, {"sealed_replay": None}), (Case.pow_digest, {})):
-            await self.session.execute(
-                update(Case)
-                .where(column.is_not(None), Case.received_on < received_before)
-                .values({column.key: None, **extra})
+    async def forget_retry_data(self, received_before: date, limit: int) -> int:
+        """Clears the idempotent-retry data and challenge digests of up to `limit` cases
+        received before `received_before`; returns how many. They are needed only while a
+        retry or a challenge can still arrive (at most a day). After that, a stolen
+        database plus a client's leaked key must not give a receipt back, and a challenge
+        someone logged in transit must not be matched to its case. A case locked by staff
+        work is skipped, not waited for: the next run takes it."""
+        doomed = (
+            select(Case.id)
+            .where(
+                or_(Case.idempotency_digest.is_not(None), Case.pow_digest.is_not(None)),
+                Case.received_on < received_before,
             )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        cleared = await self.session.execute(
+            update(Case)
+            .where(Case.id.in_(doomed.scalar_subquery()))
+            .values(idempotency_digest=None, sealed_replay=None, pow_digest=None)
+            .execution_options(synchronize_session=False)
+        )
+        return cleared.rowcount
 
     async def budget_used(self, kind: str, window_start: datetime) -> int:
         used = await self.session.scalar(
@@ -89,12 +101,14 @@ class IntakeRepository:
             )
             .returning(IntakeBudget.used)
         )
-        used = (await self.session.execute(statement)).scalar_one()
-        if used == 1:  # the first of a new window clears the old ones away
-            await self.session.execute(
-                delete(IntakeBudget).where(IntakeBudget.kind == kind, IntakeBudget.window_start < window_start)
-            )
-        return used
+        return (await self.session.execute(statement)).scalar_one()
+
+    async def delete_budget_windows_before(self, window_start: datetime) -> int:
+        """Deletes the rows of windows that started before `window_start`; returns how many.
+        A past window's row says only when people were active: it goes as soon as its
+        window has ended (the `cleanup.expired` job)."""
+        deleted = await self.session.execute(delete(IntakeBudget).where(IntakeBudget.window_start < window_start))
+        return deleted.rowcount
 
     async def refund_budget(self, kind: str, window_start: datetime) -> None:
         await self.session.execute(

@@ -296,7 +296,6 @@ class IntakeService(Service):
             await self.repository.spend_budget(SUBMISSIONS, window)
             if form is not None:
                 await self.repository.spend_budget(FORM_SUBMISSIONS, window)
-        await self.repository.forget_retry_data(received_on - timedelta(days=1))
         return Submitted(receipt=receipt, received_on=received_on, replayed=False), scenario
 
     async def _admit_form(self, ticket: str, checks: IntakeRepository, now: datetime) -> bytes:

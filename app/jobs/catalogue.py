@@ -9,6 +9,7 @@ from __future__ import annotations
 from app.cases.reminders import send_deadline_notices
 from app.cases.retention import purge_expired_cases
 from app.drills.housekeeping import purge_finished_campaigns
+from app.jobs.cleanup import cleanup_expired
 from app.jobs.registry import PeriodicJob
 from app.notifications.delivery import deliver_notifications
 
@@ -38,6 +39,13 @@ JOBS: tuple[PeriodicJob, ...] = (
         "15 * * * *",
         "Close drill campaigns left open long after their end (scorecard frozen, cases purged).",
         purge_finished_campaigns,
+    ),
+    PeriodicJob(
+        "cleanup.expired",
+        "*/15 * * * *",
+        "Remove retry data, ended budget windows, abandoned uploads, ended tokens and old sent notices; "
+        "write ended audit hours.",
+        cleanup_expired,
     ),
 )
 

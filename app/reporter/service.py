@@ -273,7 +273,7 @@ class ReporterService(Service):
             nonlocal media_type, staged, room
             media_type = check_file_type(media_type, bytes(pending)).media_type
             staged = True  # from here on, whatever happens, the staging is discarded
-            room = await store.stage(attachment, today, limits, at_most_bytes=at_most_bytes)
+            room = await store.stage(attachment, limits, at_most_bytes=at_most_bytes)
             await feed(bytes(pending))
             pending.clear()
 

@@ -20,6 +20,7 @@ from app.domain.receipts import parse_receipt
 from app.domain.staff import Role
 from app.domain.triage import add_months
 from app.intake.models import IntakeBudget
+from app.jobs.cleanup import cleanup_expired
 from app.settings import Settings
 from tests.conftest import TEST_POW_DIFFICULTY, TEST_SECRET_KEY, organisation_today
 from tests.intake.helpers import client_for, idempotency_key, report_body, solved_pow, submit, submit_ok
@@ -371,11 +372,13 @@ async def test_a_staff_public_key_must_be_a_real_key(client: httpx.AsyncClient, 
 
 
 async def test_retry_data_and_challenge_digests_are_forgotten_after_a_day(
-    client: httpx.AsyncClient, db_connection: AsyncConnection
+    app, client: httpx.AsyncClient, db_connection: AsyncConnection
 ) -> None:
+    """The `cleanup.expired` job forgets them, whether or not anyone reports again."""
     await submit_ok(client, headers={"Idempotency-Key": idempotency_key()})
     await db_connection.execute(update(Case).values(received_on=Case.received_on - timedelta(days=2)))
     await submit_ok(client, headers={"Idempotency-Key": idempotency_key()})
+    assert (await cleanup_expired(app.state.context))["retry_data_forgotten"] == 1
     rows = (await db_connection.execute(
         select(Case.received_on, Case.idempotency_digest, Case.sealed_replay, Case.pow_digest).order_by(Case.received_on)
     )).all()

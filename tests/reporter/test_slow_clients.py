@@ -24,6 +24,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from app.cases.models import AttachmentChunk, Case, CaseAttachment
+from app.context import AppContext
+from app.domain.clock import organisation_date, utc_now
+from app.domain.kdf import TEST_KEY_DERIVATION
+from app.jobs.cleanup import cleanup_expired
 from app.domain.staff import PasswordHashing, Role
 from app.main import create_app
 from app.settings import Settings
@@ -327,31 +331,42 @@ async def test_parallel_uploads_respect_the_per_report_limits_exactly(live) -> N
     assert chunks_of_unpublished == 0
 
 
-async def test_staging_left_by_a_killed_process_is_removed_by_a_later_upload(
+async def test_staging_left_by_a_killed_process_is_removed_by_the_cleanup_job(
     settings: Settings, sessionmaker, db_connection
 ) -> None:
     """A process killed mid-upload leaves staged chunks that no request will clean up; the
-    next upload, on any report, removes staging older than an upload can last."""
+    `cleanup.expired` job removes staging older than an upload can last, chunks and all,
+    and leaves younger staging and published attachments alone."""
+    now = utc_now()
+    today = organisation_date(now, settings.zone)
     async with client_for(settings, sessionmaker) as client:
         headers = await reporter_headers(client, await submit_ok(client))
-        case = (await db_connection.execute(select(Case.id, Case.received_on))).one()
-        stale = uuid.uuid4()
-        await db_connection.execute(
-            CaseAttachment.__table__.insert().values(
-                id=stale, case_id=None, staging_case_id=case.id, staged_on=case.received_on - timedelta(days=2),
-                author="reporter", uploaded_on=case.received_on - timedelta(days=2),
-                stored_bytes=0, chunk_bytes=4096, chunk_count=1, sealed_meta=b"",
+        case_id = (await db_connection.execute(select(Case.id))).scalar_one()
+        staged = {}
+        for days in (2, 1):  # two days old: abandoned; one day old: may be an upload of last night
+            staged[days] = uuid.uuid4()
+            await db_connection.execute(
+                CaseAttachment.__table__.insert().values(
+                    id=staged[days], case_id=None, staging_case_id=case_id, staged_on=today - timedelta(days=days),
+                    author="reporter", uploaded_on=today - timedelta(days=days),
+                    stored_bytes=0, chunk_bytes=4096, chunk_count=1, sealed_meta=b"",
+                )
             )
-        )
-        await db_connection.execute(
-            AttachmentChunk.__table__.insert().values(attachment_id=stale, index=0, sealed=b"sealed")
-        )
+            await db_connection.execute(
+                AttachmentChunk.__table__.insert().values(attachment_id=staged[days], index=0, sealed=b"sealed")
+            )
         response = await client.post(
             "/api/v1/reporter/attachments", files={"file": ("a.txt", b"hello there", "text/plain")}, headers=headers
         )
     assert response.status_code == 201, response.text
-    remaining = (await db_connection.execute(select(CaseAttachment.id))).scalars().all()
-    assert remaining == [uuid.UUID(response.json()["id"])]
+    published = uuid.UUID(response.json()["id"])
+    # An upload no longer cleans up on the request path.
+    assert set((await db_connection.execute(select(CaseAttachment.id))).scalars()) == {published, *staged.values()}
+
+    context = AppContext.build(settings, sessionmaker, clock=lambda: now, key_derivation=TEST_KEY_DERIVATION)
+    assert (await cleanup_expired(context))["staged_uploads_discarded"] == 1
+    assert set((await db_connection.execute(select(CaseAttachment.id))).scalars()) == {published, staged[1]}
     assert await db_connection.scalar(
-        select(func.count()).select_from(AttachmentChunk).where(AttachmentChunk.attachment_id == stale)
+        select(func.count()).select_from(AttachmentChunk).where(AttachmentChunk.attachment_id == staged[2])
     ) == 0
+    assert (await cleanup_expired(context))["staged_uploads_discarded"] == 0
