@@ -46,7 +46,8 @@ own, apart from the request's, and they all open it with `own_transaction` (or
   deadline reminders and escalations, one transaction per batch of cases
   (`app/cases/reminders.py`); closing ended drill campaigns and purging their
   cases, one transaction per campaign (`app/drills/housekeeping.py`); the cleanup of
-  expired data, one batch per transaction (`app/jobs/cleanup.py`);
+  expired data, one batch per transaction (`app/jobs/cleanup.py`); the daily audit
+  check, the walk, then the alert (`app/audit/housekeeping.py`);
 
 A new one needs a reason as good as these, and a line in this list.
 """

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -179,3 +179,14 @@ class ChainVerifier:
             # disagrees with the head.
             self.first_bad = self.expected_seq if head_seq != self.expected_seq - 1 else head_seq
         return Verification(self.first_bad is None, self.entries, self.first_bad, self.running_hash)
+
+
+def should_alert_audit_failure(
+    first_bad: int | None, today: date, *, last_alert_first_bad: int | None, last_alert_on: date | None
+) -> bool:
+    """A broken chain is told at once, then once a day while it stays broken: silence on
+    the second day would read as "fixed". A different first bad entry is a new failure,
+    told at once even on the same day."""
+    if last_alert_on is None:
+        return True
+    return last_alert_on != today or last_alert_first_bad != first_bad

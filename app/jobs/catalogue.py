@@ -6,6 +6,7 @@ for each one.
 
 from __future__ import annotations
 
+from app.audit.housekeeping import verify_audit_chain
 from app.cases.reminders import send_deadline_notices
 from app.cases.retention import purge_expired_cases
 from app.drills.housekeeping import purge_finished_campaigns
@@ -46,6 +47,12 @@ JOBS: tuple[PeriodicJob, ...] = (
         "Remove retry data, ended budget windows, abandoned uploads, ended tokens and old sent notices; "
         "write ended audit hours.",
         cleanup_expired,
+    ),
+    PeriodicJob(
+        "audit.verify",
+        "30 3 * * *",
+        "Recompute the audit chain; tell administrators and auditors if it does not verify.",
+        verify_audit_chain,
     ),
 )
 
