@@ -20,6 +20,7 @@ from app.identity import router as identity
 from app.intake import router as intake
 from app.notifications import router as notifications
 from app.intake.routing import warn_about_unreadable_channels
+from app.jobs.metrics import DATABASE_METRICS
 from app.platform import health
 from app.platform.middleware import (
     BodySizeLimitMiddleware,
@@ -108,6 +109,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.context = context
+    # Figures /metrics reads from the database at each scrape (app/platform/metrics.py).
+    app.state.scrape_collectors = [DATABASE_METRICS]
 
     install_problem_handlers(app)
     install_openapi(app, database_dependency=get_session)

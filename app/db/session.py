@@ -32,6 +32,8 @@ own, apart from the request's, and they all open it with `own_transaction` (or
   streams in, so that the upload can stage the file against the stored case, as on the
   mailbox's upload path (`IntakeService.submit_committed`, used by `app/web/report_pages.py`);
 - the readiness probe, which has no request session (`app/platform/health.py`);
+- the figures `/metrics` reads from the database at each scrape, in one short read of
+  their own after the endpoint's token check (`app/jobs/metrics.py`);
 - the startup check of channel routing, before any request (`app/intake/routing.py`);
 - writing the aggregate audit entries of ended hours before the log is read, so that a
   long verification does not hold the chain's head (`app/audit/router.py`).

@@ -9,14 +9,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.db.migrations import head_revision
 from app.db.session import own_transaction
 from app.domain.errors import NotAuthenticated, NotFound
-from app.platform.metrics import REGISTRY
+from app.platform.metrics import exposition
 from app.platform.problems import problem_json, problem_responses
 
 router = APIRouter(tags=["operations"])
@@ -95,5 +95,6 @@ async def require_metrics_token(
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, **problem_responses(401, 404)},
     dependencies=[Depends(require_metrics_token)],
 )
-async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    collectors = getattr(request.app.state, "scrape_collectors", ())
+    return Response(await exposition(request.app.state.context, collectors), media_type=CONTENT_TYPE_LATEST)
