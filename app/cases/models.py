@@ -114,7 +114,8 @@ class Case(UUIDPrimaryKey, Base):
     sealed_report: Mapped[bytes | None] = mapped_column(LargeBinary)
     # SHA-256 of the proof-of-work challenge: the unique index makes a challenge single-use.
     pow_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
-    # Kept for a day or two, then cleared by the `cleanup.expired` job (IntakeRepository.forget_retry_data).
+    # Kept for a day or two, then cleared by the `cleanup.expired` job
+    # (IntakeRepository.forget_retry_data).
     idempotency_digest: Mapped[bytes | None] = mapped_column(LargeBinary(32), unique=True)
     sealed_replay: Mapped[bytes | None] = mapped_column(LargeBinary)
 
