@@ -465,7 +465,7 @@ async def test_an_upload_that_began_before_the_purge_cannot_stage_after_it(
         stored_bytes=0, chunk_bytes=128, chunk_count=1, sealed_meta=b"",
     )  # fmt: skip
     with pytest.raises(NotFound):
-        await AttachmentStore(sessionmaker).stage(attachment, today, AttachmentLimits(1024, 5, 4096))
+        await AttachmentStore(sessionmaker).stage(attachment, AttachmentLimits(1024, 5, 4096))
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(CaseAttachment)) == 0
 
