@@ -139,6 +139,8 @@ def own_server(
             # what a bench run submits, so the difficulty stays at POW_DIFFICULTY
             # throughout and runs measure the server, not a rising client-side cost.
             "CLEANWINDOW_INTAKE__SUBMISSIONS_PER_WINDOW": str(10**9),
+            # Development runs the background jobs inside serve; a bench measures requests.
+            "CLEANWINDOW_JOBS__IN_SERVE": "false",
             **(extra_env or {}),
         }
         env.pop("CLEANWINDOW_ENVIRONMENT", None)  # the other name for CLEANWINDOW_ENV
