@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,8 @@ from app.domain.audit import (
 )
 
 VERIFY_BATCH = 5000
+_LOG = AuditEntry.__table__
+_HEAD = AuditHead.__table__
 
 
 class Actor(Protocol):
@@ -43,28 +45,39 @@ class AuditLog:
     def __init__(self, session: AsyncSession):
         self.session = session
 
-    async def append(self, record: AuditRecord) -> AuditEntry:
-        head = await self.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    async def append(self, record: AuditRecord) -> int:
+        """Appends the entry and returns its seq. Two round trips, in Core rather than through the ORM (an entry is never read
+        back in the transaction that writes it): the head row locked and read, then one
+        statement that inserts the entry and advances the head."""
+        head = (
+            await self.session.execute(
+                select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+            )
+        ).one_or_none()
         if head is None:
             raise RuntimeError("the audit head row is missing; run `cleanwindow db upgrade`")
         seq = head.seq + 1
         digest = entry_hash(head.hash, seq, record)
-        entry = AuditEntry(
-            seq=seq,
-            occurred_at=record.occurred_at,
-            action=str(record.action),
-            actor_id=record.actor_id,
-            actor_username=record.actor_username,
-            actor_role=record.actor_role,
-            case_id=record.case_id,
-            details=dict(record.details),
-            prev_hash=head.hash,
-            hash=digest,
+        appended = (
+            insert(_LOG)
+            .values(
+                seq=seq,
+                occurred_at=record.occurred_at,
+                action=str(record.action),
+                actor_id=record.actor_id,
+                actor_username=record.actor_username,
+                actor_role=record.actor_role,
+                case_id=record.case_id,
+                details=dict(record.details),
+                prev_hash=head.hash,
+                hash=digest,
+            )
+            .cte("appended")
         )
-        self.session.add(entry)
-        head.seq, head.hash = seq, digest
-        await self.session.flush()
-        return entry
+        await self.session.execute(
+            update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, hash=digest).add_cte(appended)
+        )
+        return seq
 
     async def record(
         self,
@@ -74,7 +87,7 @@ class AuditLog:
         *,
         case_id: uuid.UUID | None = None,
         **details: Any,
-    ) -> AuditEntry:
+    ) -> int:
         return await self.append(
             AuditRecord(
                 occurred_at=now,

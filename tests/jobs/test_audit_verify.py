@@ -30,7 +30,7 @@ FAILED = "audit.verification_failed"
 async def append_entries(sessionmaker: SessionMaker, count: int) -> list[int]:
     async with sessionmaker() as session:
         log = AuditLog(session)
-        seqs = [(await log.record(AuditAction.CASE_READ, utc_now(), None, case_id=uuid.uuid4())).seq for _ in range(count)]
+        seqs = [await log.record(AuditAction.CASE_READ, utc_now(), None, case_id=uuid.uuid4()) for _ in range(count)]
         await session.commit()
     return seqs
 
