@@ -26,6 +26,7 @@ from app.domain.audit import (
 VERIFY_BATCH = 5000
 _LOG = AuditEntry.__table__
 _HEAD = AuditHead.__table__
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 
 
 class Actor(Protocol):
@@ -49,11 +50,7 @@ class AuditLog:
         """Appends the entry and returns its seq. Two round trips, in Core rather than through the ORM (an entry is never read
         back in the transaction that writes it): the head row locked and read, then one
         statement that inserts the entry and advances the head."""
-        head = (
-            await self.session.execute(
-                select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
-            )
-        ).one_or_none()
+        head = (await self.session.execute(_LOCK_HEAD)).one_or_none()
         if head is None:
             raise RuntimeError("the audit head row is missing; run `cleanwindow db upgrade`")
         seq = head.seq + 1

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, case, delete, exists, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, exists, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -49,17 +49,41 @@ def overdue_condition(today: date) -> ColumnElement[bool]:
     return Case.next_due_on < today
 
 
+# The statements every case view runs, built once with bound parameters: building a
+# statement costs more Python than running a compiled one from SQLAlchemy's cache.
+_IDENTITY_FLAGS = select(
+    exists().where(CaseIdentity.case_id == bindparam("case_id")),
+    exists().where(
+        IdentityKey.case_id == bindparam("case_id"),
+        IdentityKey.staff_user_id == bindparam("user_id"),
+        IdentityKey.holder_kind == "requester",
+    ),
+)
+_ACTOR = StaffUser.__table__.alias("actor")
+_ASSIGNEE = StaffUser.__table__.alias("assignee")
+_HISTORY = (
+    select(CaseTransition, _ACTOR.c.username, _ACTOR.c.role, _ASSIGNEE.c.username)
+    .join(_ACTOR, _ACTOR.c.id == CaseTransition.actor_id)
+    .outerjoin(_ASSIGNEE, _ASSIGNEE.c.id == CaseTransition.assignee_id)
+    .where(CaseTransition.case_id == bindparam("case_id"))
+    .order_by(CaseTransition.version)
+)
+_STAFF_KEYS = select(CaseKey).where(CaseKey.case_id == bindparam("case_id"), CaseKey.staff_user_id == bindparam("user_id"))
+_MESSAGES = select(CaseMessage).where(CaseMessage.case_id == bindparam("case_id")).order_by(CaseMessage.seq)
+_ATTACHMENTS = (
+    select(CaseAttachment)
+    .where(CaseAttachment.case_id == bindparam("case_id"))
+    .order_by(CaseAttachment.uploaded_on, CaseAttachment.id)
+)
+
+
 class CaseRepository:
     def __init__(self, session: AsyncSession):
         self.session = session
 
     async def identity_flags(self, case_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, bool]:
         """Whether the case has an identity sealed apart, and whether it was released to this user."""
-        identified = exists().where(CaseIdentity.case_id == case_id)
-        released = exists().where(
-            IdentityKey.case_id == case_id, IdentityKey.staff_user_id == user_id, IdentityKey.holder_kind == "requester"
-        )
-        row = (await self.session.execute(select(identified, released))).one()
+        row = (await self.session.execute(_IDENTITY_FLAGS, {"case_id": case_id, "user_id": user_id})).one()
         return {"identified": bool(row[0]), "identity_released_to_you": bool(row[1])}
 
     async def case(self, case_id: uuid.UUID, *, lock: bool = False) -> Case | None:
@@ -110,11 +134,7 @@ class CaseRepository:
         return await self.session.scalar(select(StaffUser).where(StaffUser.username == username))
 
     async def staff_keys(self, case_id: uuid.UUID, user_id: uuid.UUID) -> Sequence[CaseKey]:
-        return (
-            await self.session.scalars(
-                select(CaseKey).where(CaseKey.case_id == case_id, CaseKey.staff_user_id == user_id)
-            )
-        ).all()
+        return (await self.session.scalars(_STAFF_KEYS, {"case_id": case_id, "user_id": user_id})).all()
 
     async def key_for_fingerprint(self, case_id: uuid.UUID, fingerprint: str) -> CaseKey | None:
         return await self.session.scalar(
@@ -122,16 +142,7 @@ class CaseRepository:
         )
 
     async def history(self, case_id: uuid.UUID) -> Sequence[tuple[CaseTransition, str, str, str | None]]:
-        actor = StaffUser.__table__.alias("actor")
-        assignee = StaffUser.__table__.alias("assignee")
-        query = (
-            select(CaseTransition, actor.c.username, actor.c.role, assignee.c.username)
-            .join(actor, actor.c.id == CaseTransition.actor_id)
-            .outerjoin(assignee, assignee.c.id == CaseTransition.assignee_id)
-            .where(CaseTransition.case_id == case_id)
-            .order_by(CaseTransition.version)
-        )
-        return [tuple(row) for row in (await self.session.execute(query)).all()]
+        return [tuple(row) for row in (await self.session.execute(_HISTORY, {"case_id": case_id})).all()]
 
     async def usernames(self, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not user_ids:
@@ -188,11 +199,7 @@ class CaseContentRepository:
         )
 
     async def messages(self, case_id: uuid.UUID) -> Sequence[CaseMessage]:
-        return (
-            await self.session.scalars(
-                select(CaseMessage).where(CaseMessage.case_id == case_id).order_by(CaseMessage.seq)
-            )
-        ).all()
+        return (await self.session.scalars(_MESSAGES, {"case_id": case_id})).all()
 
     async def next_message_seq(self, case_id: uuid.UUID) -> int:
         """Call with the case row locked, so two messages cannot take the same number."""
@@ -206,13 +213,7 @@ class CaseContentRepository:
         await self.session.flush()
 
     async def attachments(self, case_id: uuid.UUID) -> Sequence[CaseAttachment]:
-        return (
-            await self.session.scalars(
-                select(CaseAttachment)
-                .where(CaseAttachment.case_id == case_id)
-                .order_by(CaseAttachment.uploaded_on, CaseAttachment.id)
-            )
-        ).all()
+        return (await self.session.scalars(_ATTACHMENTS, {"case_id": case_id})).all()
 
     async def attachment(self, case_id: uuid.UUID, attachment_id: uuid.UUID) -> CaseAttachment | None:
         return await self.session.scalar(

@@ -6,10 +6,26 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import contains_eager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.staff.models import StaffToken, StaffUser
+
+
+# Every staff request runs it: built once (with bound parameters) rather than per request,
+# and the account loaded from the join that filters on it rather than from a second one.
+LIVE_TOKEN = (
+    select(StaffToken)
+    .join(StaffToken.user)
+    .options(contains_eager(StaffToken.user))
+    .where(
+        StaffToken.digest == bindparam("digest"),
+        StaffToken.revoked_at.is_(None),
+        StaffToken.expires_at > bindparam("now"),
+        StaffUser.is_active.is_(True),
+    )
+)
 
 
 class StaffRepository:
@@ -33,16 +49,7 @@ class StaffRepository:
         await self.session.flush()
 
     async def live_token(self, digest: bytes, now: datetime) -> StaffToken | None:
-        return await self.session.scalar(
-            select(StaffToken)
-            .join(StaffToken.user)
-            .where(
-                StaffToken.digest == digest,
-                StaffToken.revoked_at.is_(None),
-                StaffToken.expires_at > now,
-                StaffUser.is_active.is_(True),
-            )
-        )
+        return await self.session.scalar(LIVE_TOKEN, {"digest": digest, "now": now})
 
     async def revoke_tokens_of(self, user_id: uuid.UUID, now: datetime) -> None:
         await self.session.execute(
