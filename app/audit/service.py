@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,21 @@ VERIFY_BATCH = 5000
 _LOG = AuditEntry.__table__
 _HEAD = AuditHead.__table__
 _LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+# Inserts the entry and advances the head in one statement, built once (every audited
+# request runs it).
+_APPEND = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+    .add_cte(
+        insert(_LOG)
+        .values({column: bindparam(column) for column in (
+            "seq", "occurred_at", "action", "actor_id", "actor_username", "actor_role", "case_id", "details",
+            "prev_hash", "hash",
+        )})
+        .cte("appended")
+    )
+)
 
 
 class Actor(Protocol):
@@ -55,24 +70,22 @@ class AuditLog:
             raise RuntimeError("the audit head row is missing; run `cleanwindow db upgrade`")
         seq = head.seq + 1
         digest = entry_hash(head.hash, seq, record)
-        appended = (
-            insert(_LOG)
-            .values(
-                seq=seq,
-                occurred_at=record.occurred_at,
-                action=str(record.action),
-                actor_id=record.actor_id,
-                actor_username=record.actor_username,
-                actor_role=record.actor_role,
-                case_id=record.case_id,
-                details=dict(record.details),
-                prev_hash=head.hash,
-                hash=digest,
-            )
-            .cte("appended")
-        )
         await self.session.execute(
-            update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, hash=digest).add_cte(appended)
+            _APPEND,
+            {
+                "seq": seq,
+                "occurred_at": record.occurred_at,
+                "action": str(record.action),
+                "actor_id": record.actor_id,
+                "actor_username": record.actor_username,
+                "actor_role": record.actor_role,
+                "case_id": record.case_id,
+                "details": dict(record.details),
+                "prev_hash": head.hash,
+                "hash": digest,
+                "head_seq": seq,
+                "head_hash": digest,
+            },
         )
         return seq
 
