@@ -28,6 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import BigInteger, cast, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -108,14 +109,19 @@ class AttachmentStore:
     async def add_chunks(self, attachment_id: uuid.UUID, first_index: int, sealed_chunks: Sequence[bytes]) -> None:
         if not sealed_chunks:
             return
-        async with own_transaction(self.sessionmaker) as session:
-            await session.execute(
-                insert(AttachmentChunk),
-                [
-                    {"attachment_id": attachment_id, "index": first_index + offset, "sealed": sealed}
-                    for offset, sealed in enumerate(sealed_chunks)
-                ],
-            )
+        try:
+            async with own_transaction(self.sessionmaker) as session:
+                await session.execute(
+                    insert(AttachmentChunk),
+                    [
+                        {"attachment_id": attachment_id, "index": first_index + offset, "sealed": sealed}
+                        for offset, sealed in enumerate(sealed_chunks)
+                    ],
+                )
+        except IntegrityError:
+            # The staged row is gone: its case's content was deleted by retention (or the
+            # staging was discarded) while the file streamed in.
+            raise NotFound("This report no longer takes files.") from None
 
     async def publish(
         self,

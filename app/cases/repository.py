@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, delete, exists, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, bindparam, case, delete, exists, func, literal, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
+from app.domain.identity import OPEN_STATUSES
 from app.domain.retention import Outcome, RetentionPolicy, resolutions_of
 from app.domain.triage import CaseState, Resolution
 from app.identity.models import CaseIdentity, IdentityKey, IdentityRequest
@@ -229,14 +230,29 @@ def resolution_in(resolutions: list[Resolution | None]) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
+def identity_work_pending(case_id: ColumnElement) -> ColumnElement[bool]:
+    """A request to learn the reporter's identity still open (it may yet be released), or
+    released with the reporter not yet told of the legal decision (they must be, once it
+    no longer jeopardises the investigation): the case is held until that is settled."""
+    return exists().where(
+        IdentityRequest.case_id == case_id,
+        or_(
+            IdentityRequest.status.in_([status.value for status in OPEN_STATUSES]),
+            and_(IdentityRequest.notice_withheld.is_(True), IdentityRequest.notice_lifted_at.is_(None)),
+        ),
+    )
+
+
 def due_for_purge(policy: RetentionPolicy, today: date) -> ColumnElement[bool]:
     """`RetentionPolicy.is_due` over the stored columns, for real, closed, unpurged cases:
-    drill cases go when their campaign closes, never by retention."""
+    drill cases go when their campaign closes, never by retention; a case with identity
+    work pending waits for it."""
     return and_(
         real_cases(),
         Case.state == CaseState.CLOSED.value,
         Case.purged_on.is_(None),
         Case.closed_on.is_not(None),
+        not_(identity_work_pending(Case.id)),
         or_(
             *(
                 and_(resolution_in(resolutions_of(outcome)), Case.closed_on <= policy.closed_on_or_before(outcome, today))
@@ -269,6 +285,21 @@ class RetentionRepository:
             )
         )
 
+    async def identity_work_pending(self, case_id: uuid.UUID) -> bool:
+        return bool(await self.session.scalar(select(identity_work_pending(literal(case_id)))))
+
+    async def held_for_identity_count(self, policy: RetentionPolicy, today: date) -> int:
+        """Cases that would be due but for pending identity work."""
+        due_but_held = and_(
+            real_cases(),
+            Case.state == CaseState.CLOSED.value,
+            Case.purged_on.is_(None),
+            Case.closed_on.is_not(None),
+            identity_work_pending(Case.id),
+        )
+        candidates = (await self.session.execute(select(Case.closed_on, Case.resolution).where(due_but_held))).all()
+        return sum(1 for closed_on, resolution in candidates if policy.is_due(closed_on, resolution, today))
+
     async def delete_content(self, case_id: uuid.UUID) -> dict[str, int]:
         """Deletes everything sealed that hangs off the case (messages, attachments published
         or staging and their chunks, content keys, the sealed identity, its keys and the
@@ -276,9 +307,15 @@ class RetentionRepository:
         attachments = select(CaseAttachment.id).where(
             or_(CaseAttachment.case_id == case_id, CaseAttachment.staging_case_id == case_id)
         )
-        deleted: dict[str, int] = {}
+        # Counted, then removed by the attachments' cascade: attachment rows before their
+        # chunks is the order the cleanup job locks them in, so the two cannot deadlock.
+        deleted: dict[str, int] = {
+            "attachment_chunks": await self.session.scalar(
+                select(func.count()).where(AttachmentChunk.attachment_id.in_(attachments))
+            )
+            or 0
+        }
         for name, statement in (
-            ("attachment_chunks", delete(AttachmentChunk).where(AttachmentChunk.attachment_id.in_(attachments))),
             (
                 "attachments",
                 delete(CaseAttachment).where(

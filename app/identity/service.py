@@ -232,7 +232,9 @@ class IdentityService(Service):
         key = await self._custodian_key(request, user)
         requester = await self.repository.staff_user(request.requester_id)
         identity = await self.repository.identity(request.case_id)
-        assert requester is not None and identity is not None
+        if identity is None:  # gone with its case's content (retention)
+            raise NotFound("This request's case no longer holds an identity.")
+        assert requester is not None
         if requester.public_key is None or requester.public_key_fingerprint is None:
             raise Conflict(f"`{requester.username}` has no registered key to seal the identity to.")
         await self._record(AuditAction.IDENTITY_KEY_FETCHED, request, user, now)

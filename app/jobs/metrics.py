@@ -94,11 +94,19 @@ async def _jobs(session: AsyncSession) -> list[Metric]:
             succeeded.add_metric([job.name], row.last_succeeded_at.timestamp())
     verification = rows.get(VERIFY_JOB)
     if verification is not None and verification.last_result is not None:
+        # A check that failed to run since its last verdict proves nothing: 0, not the
+        # old verdict.
+        failed_since = (
+            verification.last_finished_at is not None
+            and verification.last_succeeded_at is not None
+            and verification.last_finished_at > verification.last_succeeded_at
+        )
         families.append(
             GaugeMetricFamily(
                 "cleanwindow_audit_chain_ok",
-                "1 if the last audit.verify run found the audit chain intact, 0 if not; absent if it never ran.",
-                value=1 if verification.last_result.get("ok") else 0,
+                "1 if the last audit.verify run found the audit chain intact; 0 if it found it broken "
+                "or failed to run since; absent if it never ran.",
+                value=1 if verification.last_result.get("ok") and not failed_since else 0,
             )
         )
     return families

@@ -372,7 +372,7 @@ async def discard_staging(store: AttachmentStore, attachment_id: uuid.UUID) -> N
     try:
         # Shielded: a request cancelled by a disconnect still clears what it staged.
         await asyncio.shield(store.discard(attachment_id))
-    except (SQLAlchemyError, OSError) as error:  # the database is unreachable: a later upload removes it
+    except (SQLAlchemyError, OSError) as error:  # the database is unreachable: the cleanup job removes it
         logger.warning("a refused upload's staging was left behind", extra={"error_type": type(error).__name__})
 
 

@@ -37,7 +37,9 @@ STATUS_TEXT = {
     "in_review": (N_("Being assessed"), N_("Investigators have acknowledged your report and are assessing it.")),
     "in_progress": (N_("Being investigated"), N_("Your report is being investigated.")),
     "referred": (N_("Referred"), N_("Your report was passed to another authority that can act on it.")),
-    "closed": (N_("Closed"), N_("Handling of your report has ended. You can still read and send messages.")),
+    "closed": (N_("Closed"), N_(
+            "Handling of your report has ended. After a retention period set by the organisation, its content, messages and files are deleted and this receipt opens nothing: keep what you need. Until then you can still read and send messages."
+        )),
 }
 
 

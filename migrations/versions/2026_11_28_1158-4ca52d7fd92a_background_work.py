@@ -71,6 +71,17 @@ END $$;
 """
 
 
+def _organisation_zone() -> str:
+    """CLEANWINDOW_TIMEZONE as the service reads it (the settings' default otherwise)."""
+    import os
+
+    from app.domain.clock import DEFAULT_TIMEZONE, organisation_zone
+
+    name = os.environ.get("CLEANWINDOW_TIMEZONE", "").strip() or DEFAULT_TIMEZONE
+    organisation_zone(name)  # refuses a name that is not an IANA zone
+    return name
+
+
 def upgrade() -> None:
     _create_job_queue()
     op.create_table('job_runs',
@@ -143,14 +154,17 @@ def upgrade() -> None:
                nullable=True)
     op.create_index('ix_cases_retention', 'cases', ['closed_on'], unique=False, postgresql_where=sa.text('closed_on IS NOT NULL AND purged_on IS NULL'))
     op.add_column('staff_users', sa.Column('email', sa.String(length=320), nullable=True))
-    # A closed case's closing date, from its last step into `closed` (in UTC: a day's
-    # difference is nothing against retention periods counted in months).
+    # A closed case's closing date, from its last step into `closed`, as the organisation's
+    # calendar dates it (the service sets it the same way from now on). A closed case with
+    # no such step (none should exist) starts its clock today rather than at its receipt.
     op.execute(
-        "UPDATE cases SET closed_on = (SELECT (max(t.occurred_at) AT TIME ZONE 'UTC')::date "
-        "FROM case_transitions t WHERE t.case_id = cases.id AND t.to_state = 'closed') "
-        "WHERE state = 'closed'"
+        sa.text(
+            "UPDATE cases SET closed_on = (SELECT (max(t.occurred_at) AT TIME ZONE :zone)::date "
+            "FROM case_transitions t WHERE t.case_id = cases.id AND t.to_state = 'closed') "
+            "WHERE state = 'closed'"
+        ).bindparams(zone=_organisation_zone())
     )
-    op.execute("UPDATE cases SET closed_on = received_on WHERE state = 'closed' AND closed_on IS NULL")
+    op.execute("UPDATE cases SET closed_on = CURRENT_DATE WHERE state = 'closed' AND closed_on IS NULL")
     op.create_check_constraint(
         'purged_has_no_report', 'cases', '(purged_on IS NULL) = (sealed_report IS NOT NULL)'
     )

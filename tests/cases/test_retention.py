@@ -158,8 +158,16 @@ async def case_with_everything(
         session.add(case)
         await session.flush()
         published, staging = uuid.uuid4(), uuid.uuid4()
+        # Settled (withdrawn): a request still open holds the case (its own test below).
         request = IdentityRequest(
-            id=uuid.uuid4(), case_id=case.id, requester_id=triage.id, requested_at=now, reason="to interview them"
+            id=uuid.uuid4(),
+            case_id=case.id,
+            requester_id=triage.id,
+            requested_at=now,
+            reason="to interview them",
+            status="withdrawn",
+            withdrawn_by_id=triage.id,
+            withdrawn_at=now,
         )
         session.add_all(
             [
@@ -315,7 +323,7 @@ async def test_only_what_the_policy_names_disappears_and_the_rest_stays_byte_for
 
     result = await purge_expired_cases(context)
 
-    assert result == {"purged": len(due), "skipped": 0, "more": False}
+    assert result == {"purged": len(due), "skipped": 0, "more": False, "held": 0}
     after = await snapshot(sessionmaker, list(ids.values()))
     for name, case_id in ids.items():
         if name not in due:
@@ -341,7 +349,7 @@ async def test_only_what_the_policy_names_disappears_and_the_rest_stays_byte_for
         assert (await AuditLog(session).verify()).ok
 
     # Again: nothing is left to do, and nothing changes.
-    assert await purge_expired_cases(context) == {"purged": 0, "skipped": 0, "more": False}
+    assert await purge_expired_cases(context) == {"purged": 0, "skipped": 0, "more": False, "held": 0}
     assert await snapshot(sessionmaker, list(ids.values())) == after
 
 
@@ -351,8 +359,8 @@ async def test_a_run_takes_a_batch_and_the_next_run_the_rest(settings: Settings,
     for days in (70, 80, 90):
         await case_with_everything(sessionmaker, now, today, **closed(days, "duplicate", today))
     context = context_for(settings, sessionmaker, FixedClock(now))
-    assert await purge_expired_cases(context, batch=2) == {"purged": 2, "skipped": 0, "more": True}
-    assert await purge_expired_cases(context, batch=2) == {"purged": 1, "skipped": 0, "more": False}
+    assert await purge_expired_cases(context, batch=2) == {"purged": 2, "skipped": 0, "more": True, "held": 0}
+    assert await purge_expired_cases(context, batch=2) == {"purged": 1, "skipped": 0, "more": False, "held": 0}
 
 
 async def test_no_sealed_byte_of_a_purged_case_is_left_in_any_table(settings: Settings, sessionmaker: SessionMaker) -> None:
@@ -430,7 +438,7 @@ async def test_two_runs_at_once_purge_each_case_once(settings: Settings, two_wor
     assert await snapshot(first.sessionmaker, [kept]) == before
 
     # The scheduled job is the same function, counted in job_runs; nothing is left for it.
-    assert await run_job(second, BY_NAME["retention.purge"]) == {"purged": 0, "skipped": 0, "more": False}
+    assert await run_job(second, BY_NAME["retention.purge"]) == {"purged": 0, "skipped": 0, "more": False, "held": 0}
     assert BY_NAME["retention.purge"].schedule == "35 * * * *"
     assert len(await purge_entries(first.sessionmaker)) == len(due)
 
@@ -446,10 +454,10 @@ async def test_a_case_someone_holds_is_left_for_the_next_run(settings: Settings,
     async with engine.connect() as other:
         # A staff act (a reopening, say) holding the row lock while retention runs.
         await other.execute(select(Case.id).where(Case.id == held).with_for_update())
-        assert await purge_expired_cases(context) == {"purged": 1, "skipped": 1, "more": False}
+        assert await purge_expired_cases(context) == {"purged": 1, "skipped": 1, "more": False, "held": 0}
         await other.rollback()
     assert await purge_entries(context.sessionmaker) == [free]
-    assert await purge_expired_cases(context) == {"purged": 1, "skipped": 0, "more": False}
+    assert await purge_expired_cases(context) == {"purged": 1, "skipped": 0, "more": False, "held": 0}
     assert sorted(await purge_entries(context.sessionmaker)) == sorted([held, free])
 
 
@@ -484,12 +492,18 @@ async def age_closing(sessionmaker: SessionMaker, case_id: uuid.UUID, days: int)
 
 async def a_worked_case(office: Office) -> tuple[str, uuid.UUID, dict[str, str]]:  # noqa: F811
     """An identified employee's report with all a case gathers: investigated, the key
-    granted, the identity requested, messages both ways, the reporter's file; concluded
+    granted, the identity requested (then withdrawn), messages both ways, the reporter's file; concluded
     substantiated. Returns the receipt, the case id, and a reporter session opened before."""
     client = office.client
     receipt, case_id = await office.file_identified_report("RETENTION")
     await office.assign_and_grant(case_id)
-    assert (await office.ask(case_id, "investigator")).status_code == 201
+    asked = await office.ask(case_id, "investigator")
+    assert asked.status_code == 201
+    # Settled before the close: an open request would hold the case (tested apart).
+    withdrawn = await client.post(
+        f"/api/v1/identity-requests/{asked.json()['id']}/withdraw", headers=office["investigator"].headers
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
     reporter = await reporter_headers(client, receipt)
     sent = await client.post("/api/v1/reporter/messages", json={"body": "one more thing"}, headers=reporter)
     assert sent.status_code == 201, sent.text
@@ -624,3 +638,52 @@ async def test_reopening_stops_the_clock_and_a_new_closing_starts_it_again(
     assert (await purge_expired_cases(context))["purged"] == 1
     async with sessionmaker() as session:
         assert (await session.get(Case, case.id)).purged_on == organisation_date(utc_now(), settings.zone)
+
+
+async def test_a_case_with_identity_work_pending_is_held_until_it_is_settled(
+    settings: Settings, sessionmaker: SessionMaker
+) -> None:
+    """An open request may still be released, and a reporter kept from a legal decision
+    must still be told of it: neither may vanish with the case's content."""
+    now = utc_now()
+    today = organisation_date(now, settings.zone)
+    context = context_for(settings, sessionmaker, FixedClock(now))
+    pending = await case_with_everything(sessionmaker, now, today, **closed(61, "duplicate", today))
+    withheld = await case_with_everything(sessionmaker, now, today, **closed(61, "duplicate", today))
+    async with sessionmaker() as session:
+        await session.execute(
+            update(IdentityRequest).where(IdentityRequest.case_id == pending).values(
+                status="pending", withdrawn_by_id=None, withdrawn_at=None
+            )
+        )
+        supervisor = await staff_member(session, Role.SUPERVISOR)
+        await session.execute(
+            update(IdentityRequest).where(IdentityRequest.case_id == withheld).values(
+                status="approved",
+                withdrawn_by_id=None,
+                withdrawn_at=None,
+                approver_id=supervisor.id,
+                approved_at=now,
+                legal_ground="a court order",
+                notice_withheld=True,
+                withheld_reason="the investigation is still under way",
+            )
+        )
+        await session.commit()
+
+    assert await purge_expired_cases(context) == {"purged": 0, "skipped": 0, "more": False, "held": 2}
+    # The reporter is told, and the other request is withdrawn: both go at the next run.
+    async with sessionmaker() as session:
+        await session.execute(
+            update(IdentityRequest).where(IdentityRequest.case_id == withheld).values(
+                status="withdrawn", withdrawn_by_id=supervisor.id, withdrawn_at=now, notice_lifted_at=now,
+                notice_lifted_by_id=supervisor.id,
+            )
+        )
+        await session.execute(
+            update(IdentityRequest).where(IdentityRequest.case_id == pending).values(
+                status="withdrawn", withdrawn_by_id=supervisor.id, withdrawn_at=now
+            )
+        )
+        await session.commit()
+    assert await purge_expired_cases(context) == {"purged": 2, "skipped": 0, "more": False, "held": 0}

@@ -150,3 +150,40 @@ async def test_the_role_check_constraint_refuses_unknown_roles(db_connection: As
                 text("INSERT INTO staff_users (id, username, role, password_hash) "
                      "VALUES (gen_random_uuid(), 'rogue', 'superuser', 'x')")
             )
+
+
+async def test_background_work_dates_a_closed_cases_closing_by_the_organisations_calendar(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention counts from `closed_on`: a case closed at 08:30 in Seoul on 2 March (23:30
+    UTC on 1 March) closed on 2 March, as the service itself dates it."""
+    monkeypatch.delenv("CLEANWINDOW_TIMEZONE", raising=False)  # the default: Asia/Seoul
+    await migrations.upgrade_database(empty_database_url, "498834cb3284")
+    engine = create_async_engine(empty_database_url)
+    try:
+        async with engine.begin() as connection:
+            actor = await connection.scalar(
+                text("INSERT INTO staff_users (id, username, role, password_hash) "
+                     "VALUES (gen_random_uuid(), 'closer', 'supervisor', 'x') RETURNING id")
+            )
+            case_id = await connection.scalar(
+                text(
+                    "INSERT INTO cases (id, channel, category, language, state, version, received_on, "
+                    "acknowledge_due_on, feedback_due_on, resolution, receipt_scheme, receipt_tag, "
+                    "reporter_public_key, sealed_report) VALUES (gen_random_uuid(), 'citizen', 'bribery', 'ko', "
+                    "'closed', 3, '2026-02-01', '2026-02-10', '2026-05-10', 'duplicate', 1, "
+                    "sha256('closer'::bytea), 'k', 'r') RETURNING id"
+                )
+            )
+            await connection.execute(
+                text("INSERT INTO case_transitions (id, case_id, version, action, from_state, to_state, actor_id, "
+                     "occurred_at, resolution) VALUES (gen_random_uuid(), :case, 3, 'dismiss', 'assessing', 'closed', "
+                     ":actor, '2026-03-01T23:30:00Z', 'duplicate')"),
+                {"case": case_id, "actor": actor},
+            )
+        await migrations.upgrade_database(empty_database_url)
+        async with engine.connect() as connection:
+            closed_on = await connection.scalar(text("SELECT closed_on FROM cases WHERE id = :id"), {"id": case_id})
+    finally:
+        await engine.dispose()
+    assert closed_on.isoformat() == "2026-03-02"
