@@ -137,6 +137,15 @@ async def test_the_audit_gauge_is_absent_until_the_job_ran_then_follows_it(
             assert samples[("cleanwindow_audit_chain_ok", ())] == 1
             assert samples[("cleanwindow_job_runs_total", (("job", "audit.verify"),))] == 1
             assert ("cleanwindow_job_last_success_timestamp_seconds", (("job", "audit.verify"),)) in samples
+
+            # The check then fails to run (the head row gone, a timeout): its last verdict
+            # no longer stands, so the gauge says 0 rather than "intact".
+            async with sessionmaker() as session:
+                run = await session.get(JobRun, "audit.verify")
+                run.last_finished_at = run.last_succeeded_at + timedelta(days=1)
+                run.failures += 1
+                await session.commit()
+            assert (await scrape(client))[("cleanwindow_audit_chain_ok", ())] == 0
     finally:
         await engine.dispose()
 
