@@ -61,7 +61,7 @@ def normal(statement: str) -> str:
 async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
     """Path -> {"product": statements, "ceiling": statements, "same_sql", "same_json"}."""
     today = organisation_date(utc_now(), organisation_zone(DEFAULT_TIMEZONE))
-    prepared = await cases_bench.prepare_database(url, argparse.Namespace(cases=cases), today)
+    await cases_bench.prepare_database(url, argparse.Namespace(cases=cases), today)
     engine = create_async_engine(url)
     try:
         setup = await prepare_staff(engine, cases_bench.TRIAGE_USERNAME, cases_bench.PASSWORD, 20)
@@ -107,12 +107,25 @@ async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
                 login.raise_for_status()
                 tokens[username] = {"Authorization": f"Bearer {login.json()['access_token']}"}
             triage, auditor = tokens[cases_bench.TRIAGE_USERNAME], tokens[AUDITOR_USERNAME]
-            received = list(prepared.received_pool)
+            # Cases of one kind for each write, so that both sides take the same branch:
+            # received cases whose feedback_due_on acknowledging today moves (months clamp
+            # at their end: the 28th to the 30th of November all give 28 February), and
+            # acknowledged open cases awaiting feedback (a message gives it).
+            async with engine.connect() as connection:
+                received = [str(row[0]) for row in await connection.execute(text(
+                    "SELECT id FROM cases WHERE state = 'received' AND (acknowledge_due_on + interval '3 months')::date"
+                    " <> (CAST(:today AS date) + interval '3 months')::date ORDER BY id LIMIT 3"
+                ), {"today": today})]
+                awaiting = [str(row[0]) for row in await connection.execute(text(
+                    "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[])) AND state <> 'closed'"
+                    " AND acknowledged_on IS NOT NULL AND feedback_given_on IS NULL ORDER BY id LIMIT 2"
+                ), {"pool": setup.key_pool})]
             history_case = received.pop()
             (await p.post(f"/api/v1/cases/{history_case}/transitions", headers=triage,
                           json={"action": "acknowledge", "expected_version": 1})).raise_for_status()
-            keyed = list(setup.key_pool)
+            keyed = [case for case in setup.key_pool if case not in awaiting]
             detail_case = keyed.pop()
+            message_cases = awaiting if len(awaiting) == 2 else [keyed.pop(), keyed.pop()]
 
             def send(path: str, client: httpx.AsyncClient):
                 if path == "queue":
@@ -130,7 +143,7 @@ async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
                     return client.post(f"/api/v1/cases/{received.pop()}/transitions", headers=triage,
                                        json={"action": "acknowledge", "expected_version": 1})
                 if path == "message":
-                    return client.post(f"/api/v1/cases/{keyed.pop()}/messages", headers=triage, json={
+                    return client.post(f"/api/v1/cases/{message_cases.pop()}/messages", headers=triage, json={
                         "id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(bytes(540)), "seal_format": 2})
                 if path == "grant":
                     return client.post(f"/api/v1/cases/{keyed.pop()}/grants", headers=triage, json={

@@ -187,3 +187,40 @@ def test_the_cli_benchmark_refuses_bad_arguments(project_root: Path, arguments: 
     )
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def test_the_staff_ceiling_sends_the_products_sql_and_answers_the_same_json(project_root: Path) -> None:
+    # bench/staff_ceiling.py is the yardstick of the staff paths: if the product's SQL
+    # changes, the ceiling must change with it, or the ratios compare different work.
+    server = os.environ.get("TEST_DATABASE_URL")
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "staff_sql_check.py"), "--cases", "1000",
+         *(["--database-url", server] if server else [])],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=project_root,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for path in ("queue", "detail", "detail-assigned", "history", "audit", "stats"):
+        assert any(line.startswith(f"{path}: ") and "same SQL, same JSON" in line for line in lines), result.stdout
+    for path in ("transition", "message", "grant"):
+        assert any(line.startswith(f"{path}: ") and "same SQL" in line for line in lines), result.stdout
+    assert "audit chain after both: verifies" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        (["--database-url", "postgresql://postgres@10.0.0.5:5432/postgres"], "loopback"),
+        (["--cases", "10"], "--cases"),
+        (["--paths", "queue,nonsense"], "unknown path"),
+    ],
+)
+def test_the_staff_benchmark_refuses_bad_arguments_before_starting_anything(
+    project_root: Path, arguments: list[str], complaint: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "staff_bench.py"), *arguments],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    assert complaint in result.stderr
