@@ -18,7 +18,8 @@ read paths (queue page, case detail, history, audit page, stats) and, for the wr
 cases; the audit chain must verify (`GET /api/v1/audit/verify`) after the check and again
 at the end.
 
-Then a warm-up and `--rounds` rounds: in each, every path runs `--requests` requests at
+Then a warm-up and `--rounds` rounds: in each, every path runs `--requests` requests
+(`--stats-requests` for /stats, which scans every case three times) at
 `--concurrency` on the product and on the ceiling, back to back, the one that goes first
 alternating between rounds. Each run records requests/s, p50, p99 and the server
 process's CPU time per request (psutil, user + system). The table quotes medians over
@@ -282,7 +283,7 @@ def keys_of(value: Any) -> Any:
         return {key: keys_of(item) for key, item in value.items()}
     if isinstance(value, list):
         return [keys_of(item) for item in value[:1]]
-    return type(value).__name__ if value is not None else None
+    return "a value"
 
 
 async def fetch(target: Target, send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]], expected: int) -> Any:
@@ -362,6 +363,11 @@ async def verify_chain(product: Target, auditor: dict[str, str]) -> dict[str, An
 # --- the runs -------------------------------------------------------------------------------
 
 
+def requests_of(path: str, args: argparse.Namespace) -> int:
+    return args.stats_requests if path == "stats" else args.requests
+
+
+
 async def benchmark(urls: dict[str, str], setup: StaffSetup, received: list[str], args: argparse.Namespace) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     async with (
@@ -400,14 +406,14 @@ async def benchmark(urls: dict[str, str], setup: StaffSetup, received: list[str]
         log("warming up")
         for path in args.paths:
             for name in SERVERS:
-                sends = [request_for(path, pools, triage, auditor) for _ in range(WARM_UP)]
+                sends = [request_for(path, pools, triage, auditor) for _ in range(min(WARM_UP, requests_of(path, args)))]
                 await run_path(targets[name], sends, args.concurrency, EXPECTED.get(path, 200))
         for round_number in range(1, args.rounds + 1):
             order = SERVERS if round_number % 2 else tuple(reversed(SERVERS))
             log(f"round {round_number} of {args.rounds} ({' then '.join(order)} first)")
             for path in args.paths:
                 for name in order:
-                    sends = [request_for(path, pools, triage, auditor) for _ in range(args.requests)]
+                    sends = [request_for(path, pools, triage, auditor) for _ in range(requests_of(path, args))]
                     runs[path][name].append(await run_path(targets[name], sends, args.concurrency, EXPECTED.get(path, 200)))
         verified = await verify_chain(targets["product"], auditor)
         log(f"audit chain verifies: {verified['entries']:,} entries")
@@ -455,6 +461,11 @@ def table(runs: dict[str, dict[str, list[Run]]]) -> list[str]:
     return lines + ([""] + errors if errors else [])
 
 
+def stop(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not interrupt the cleanup
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a loopback PostgreSQL server where the bench may create and drop "
@@ -462,6 +473,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=1_000_000, help="cases to generate (default 1,000,000)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--requests", type=int, default=200, help="requests per path per server per round (default 200)")
+    parser.add_argument("--stats-requests", type=int, default=16,
+                        help="requests of GET /stats per server per round (default 16: three scans of all cases each)")
     parser.add_argument("--concurrency", type=int, default=8, help="clients at once (default 8)")
     parser.add_argument("--detail-cases", type=int, default=200, help="cases the detail reads cycle over (default 200)")
     parser.add_argument("--paths", type=lambda value: [p.strip() for p in value.split(",") if p.strip()],
@@ -472,6 +485,8 @@ def main() -> None:
         raise SystemExit("keep --cases within 1000..10000000")
     if not 1 <= args.rounds <= 50 or not 1 <= args.requests <= 100_000 or not 1 <= args.concurrency <= 256:
         raise SystemExit("keep --rounds within 1..50, --requests within 1..100000, --concurrency within 1..256")
+    if not 1 <= args.stats_requests <= 100_000:
+        raise SystemExit("keep --stats-requests within 1..100000")
     args.paths = args.paths or list(PATHS)
     unknown = sorted(set(args.paths) - set(PATHS))
     if unknown:
@@ -480,6 +495,9 @@ def main() -> None:
     if args.database_url:
         cases_bench.refuse_non_loopback_database(args.database_url)
 
+    # A TERM (or an INT, which a shell's background job ignores) must still stop both
+    # servers and drop the database: the `finally` blocks below do that on SystemExit.
+    signal.signal(signal.SIGTERM, stop)
     writes = 2 * (args.rounds * args.requests + WARM_UP) + 2  # both servers, the check's one each
     zone = organisation_zone(os.environ.get("CLEANWINDOW_TIMEZONE", DEFAULT_TIMEZONE))
     today = organisation_date(utc_now(), zone)
@@ -521,7 +539,8 @@ def main() -> None:
     summary = prepared.summary
     lines = [
         f"{summary['cases']:,} generated cases ({summary['size']}, generated in {generate_seconds:.0f} s); "
-        f"{args.rounds} interleaved rounds, {args.requests} requests per path per server per round at concurrency "
+        f"{args.rounds} interleaved rounds, {args.requests} requests per path per server per round "
+        f"({args.stats_requests} for /stats) at concurrency "
         f"{args.concurrency}; medians over rounds; ratio = median over rounds of product req/s / ceiling req/s "
         f"(min-max); CPU = the server process's user+system time per request",
         "same JSON checked first: " + "; ".join(result["compared"]),
