@@ -63,15 +63,13 @@ from app.settings import Settings
 # --- the product's statements, as SQLAlchemy renders them for asyncpg -------------------
 
 TOKEN_SQL = (
-    "SELECT staff_tokens.user_id, staff_tokens.digest, staff_tokens.created_at, staff_tokens.expires_at, "
-    "staff_tokens.revoked_at, staff_tokens.id, staff_users_1.username, staff_users_1.role, "
-    "staff_users_1.password_hash, staff_users_1.is_active, staff_users_1.failed_login_count, "
-    "staff_users_1.last_failed_login_at, staff_users_1.locked_until, staff_users_1.public_key, "
-    "staff_users_1.public_key_fingerprint, staff_users_1.public_key_registered_at, "
-    "staff_users_1.is_identity_custodian, staff_users_1.email, staff_users_1.id AS id_1, "
-    "staff_users_1.created_at AS created_at_1, staff_users_1.updated_at \n"
-    "FROM staff_tokens JOIN staff_users ON staff_users.id = staff_tokens.user_id "
-    "LEFT OUTER JOIN staff_users AS staff_users_1 ON staff_users_1.id = staff_tokens.user_id \n"
+    "SELECT staff_users.username, staff_users.role, staff_users.password_hash, staff_users.is_active, "
+    "staff_users.failed_login_count, staff_users.last_failed_login_at, staff_users.locked_until, "
+    "staff_users.public_key, staff_users.public_key_fingerprint, staff_users.public_key_registered_at, "
+    "staff_users.is_identity_custodian, staff_users.email, staff_users.id, staff_users.created_at, "
+    "staff_users.updated_at, staff_tokens.user_id, staff_tokens.digest, staff_tokens.created_at AS created_at_1, "
+    "staff_tokens.expires_at, staff_tokens.revoked_at, staff_tokens.id AS id_1 \n"
+    "FROM staff_tokens JOIN staff_users ON staff_users.id = staff_tokens.user_id \n"
     "WHERE staff_tokens.digest = $1::BYTEA AND staff_tokens.revoked_at IS NULL "
     "AND staff_tokens.expires_at > $2::TIMESTAMP WITH TIME ZONE AND staff_users.is_active IS true"
 )
@@ -131,8 +129,8 @@ ATTACHMENTS_SQL = (
 )
 IDENTITY_FLAGS_SQL = (
     "SELECT EXISTS (SELECT * \nFROM case_identities \nWHERE case_identities.case_id = $1::UUID) AS anon_1, "
-    "EXISTS (SELECT * \nFROM identity_keys \nWHERE identity_keys.case_id = $2::UUID AND "
-    "identity_keys.staff_user_id = $3::UUID AND identity_keys.holder_kind = $4::VARCHAR) AS anon_2"
+    "EXISTS (SELECT * \nFROM identity_keys \nWHERE identity_keys.case_id = $1::UUID AND "
+    "identity_keys.staff_user_id = $2::UUID AND identity_keys.holder_kind = $3::VARCHAR) AS anon_2"
 )
 _STAFF_COLUMNS = (
     "staff_users.username, staff_users.role, staff_users.password_hash, staff_users.is_active, "
@@ -172,13 +170,14 @@ INSERT_KEY_SQL = (
     "$7::TIMESTAMP WITH TIME ZONE, $8::UUID)"
 )
 
-AUDIT_HEAD_SQL = "SELECT audit_head.id, audit_head.seq, audit_head.hash \nFROM audit_head \nWHERE audit_head.id = $1::SMALLINT FOR UPDATE"
-AUDIT_INSERT_SQL = (
-    "INSERT INTO audit_log (seq, occurred_at, action, actor_id, actor_username, actor_role, case_id, details, "
-    "prev_hash, hash) VALUES ($1::BIGINT, $2::TIMESTAMP WITH TIME ZONE, $3::VARCHAR, $4::UUID, $5::VARCHAR, "
-    "$6::VARCHAR, $7::UUID, $8::JSONB, $9::BYTEA, $10::BYTEA)"
+AUDIT_HEAD_SQL = "SELECT audit_head.seq, audit_head.hash \nFROM audit_head \nWHERE audit_head.id = $1::SMALLINT FOR UPDATE"
+# The entry inserted and the head advanced in one statement, as the product's AuditLog.append.
+AUDIT_APPEND_SQL = (
+    "WITH appended AS \n(INSERT INTO audit_log (seq, occurred_at, action, actor_id, actor_username, actor_role, "
+    "case_id, details, prev_hash, hash) VALUES ($3::BIGINT, $4::TIMESTAMP WITH TIME ZONE, $5::VARCHAR, $6::UUID, "
+    "$7::VARCHAR, $8::VARCHAR, $9::UUID, $10::JSONB, $11::BYTEA, $12::BYTEA))\n "
+    "UPDATE audit_head SET seq=$1::BIGINT, hash=$2::BYTEA WHERE audit_head.id = $13::SMALLINT"
 )
-AUDIT_HEAD_UPDATE_SQL = "UPDATE audit_head SET seq=$1::BIGINT, hash=$2::BYTEA WHERE audit_head.id = $3::SMALLINT"
 ENDED_WINDOWS_SQL = (
     "DELETE FROM audit_window_counts WHERE (audit_window_counts.action, audit_window_counts.window_start) IN "
     "(SELECT audit_window_counts.action, audit_window_counts.window_start \nFROM audit_window_counts \n"
@@ -326,7 +325,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
     async def visible_case(connection, user, case_id: uuid.UUID, *, lock: bool = False) -> asyncpg.Record:
         role = require_case_role(user)
         case = await connection.fetchrow(CASE_FOR_UPDATE_SQL if lock else CASE_SQL, case_id)
-        if case is None or not may_see_case(role, case["assignee_id"] == user["id_1"]):
+        if case is None or not may_see_case(role, case["assignee_id"] == user["id"]):
             raise NotFound("No case with this id is open to you.")
         return case
 
@@ -334,7 +333,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
         # session.get: the caller's own row is in the identity map (loaded with the token).
         if user_id is None:
             return None
-        if user_id == user["id_1"]:
+        if user_id == user["id"]:
             return user["username"]
         row = await connection.fetchrow(STAFF_BY_ID_SQL, user_id)
         return row["username"] if row else None
@@ -361,22 +360,21 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
         if case["purged_on"] is not None:
             return []
         return [str(action) for action in allowed_actions(
-            CaseState(case["state"]), Role(user["role"]), case["assignee_id"] == user["id_1"]
+            CaseState(case["state"]), Role(user["role"]), case["assignee_id"] == user["id"]
         )]
 
     async def audit(connection, now: datetime, event: str, user, case_id: uuid.UUID, **details: Any) -> None:
         head = await connection.fetchrow(AUDIT_HEAD_SQL, 1)
         seq = head["seq"] + 1
         record = AuditRecord(
-            occurred_at=now, action=event, actor_id=user["id_1"], actor_username=user["username"],
+            occurred_at=now, action=event, actor_id=user["id"], actor_username=user["username"],
             actor_role=user["role"], case_id=case_id, details=details,
         )
         digest = entry_hash(head["hash"], seq, record)
         await connection.execute(
-            AUDIT_INSERT_SQL, seq, now, event, user["id_1"], user["username"], user["role"], case_id,
-            json.dumps(details), head["hash"], digest,
+            AUDIT_APPEND_SQL, seq, digest, seq, now, event, user["id"], user["username"], user["role"], case_id,
+            json.dumps(details), head["hash"], digest, 1,
         )
-        await connection.execute(AUDIT_HEAD_UPDATE_SQL, seq, digest, 1)
 
     async def update_case(connection, before, after: dict[str, Any]) -> None:
         changed = [(name, kind) for name, kind in CASE_UPDATE_COLUMNS if after[name] != before[name]]
@@ -442,7 +440,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
         async with state["pool"].acquire() as connection, connection.transaction():
             user = await staff(connection, request, now)
             case = await visible_case(connection, user, case_uuid)
-            keys = await connection.fetch(STAFF_KEYS_SQL, case["id"], user["id_1"])
+            keys = await connection.fetch(STAFF_KEYS_SQL, case["id"], user["id"])
             content_key = next((k for k in keys if k["recipient_fingerprint"] == user["public_key_fingerprint"]), None)
             if content_key is None and keys:
                 content_key = max(keys, key=lambda k: k["granted_at"] or datetime.min.replace(tzinfo=UTC))
@@ -457,7 +455,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
             assignee = await username_of(connection, user, case["assignee_id"])
             today = organisation_date(now, zone)
             attachments = await connection.fetch(ATTACHMENTS_SQL, case["id"])
-            flags = await connection.fetchrow(IDENTITY_FLAGS_SQL, case["id"], case["id"], user["id_1"], "requester")
+            flags = await connection.fetchrow(IDENTITY_FLAGS_SQL, case["id"], user["id"], "requester")
             await audit(connection, now, "case.read", user, case["id"], content_key=content_key is not None)
         body = summary(case, assignee, today)
         body.update(
@@ -505,7 +503,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
                 raise Conflict(f"`{action}` is not possible on this case")
             source = CaseState(case["state"])
             request_ = TransitionRequest(action=action, expected_version=version, reason=reason, resolution=resolution)
-            target = decide(source, case["version"], request_, Role(user["role"]), case["assignee_id"] == user["id_1"])
+            target = decide(source, case["version"], request_, Role(user["role"]), case["assignee_id"] == user["id"])
             if action is not Action.ACKNOWLEDGE or resolution is not None or target is CaseState.CLOSED:
                 raise InvalidInput("The ceiling takes `acknowledge` only (the statement the bench measures).")
             today = organisation_date(now, zone)
@@ -517,7 +515,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
             await update_case(connection, before, case)
             await connection.execute(
                 INSERT_TRANSITION_SQL, case["id"], case["version"], action.value, source.value, target.value,
-                user["id_1"], now, reason, None, None, uuid.uuid4(),
+                user["id"], now, reason, None, None, uuid.uuid4(),
             )
             await audit(
                 connection, now, "case.transition", user, case["id"], action=action.value, from_state=source.value,
@@ -543,7 +541,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
         ]})
 
     async def require_key_holder(connection, case, user) -> None:
-        if not await connection.fetch(STAFF_KEYS_SQL, case["id"], user["id_1"]):
+        if not await connection.fetch(STAFF_KEYS_SQL, case["id"], user["id"]):
             raise Conflict("You hold no key to this case, so nothing you seal could belong to it; ask a colleague who does for a grant.")
 
     @app.post("/api/v1/cases/{case_id}/messages")
@@ -574,7 +572,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
             sent_on = organisation_date(now, zone)
             await connection.execute(SAVEPOINT_SQL)
             await connection.execute(
-                INSERT_MESSAGE_SQL, case["id"], seq, "staff", user["id_1"], sent_on, now, sealed_body,
+                INSERT_MESSAGE_SQL, case["id"], seq, "staff", user["id"], sent_on, now, sealed_body,
                 crypto.MESSAGE_SEAL_FORMAT, message_id,
             )
             await connection.execute(RELEASE_SQL)
@@ -620,7 +618,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
                 raise Conflict(f"`{grantee['username']}` already holds this case's key.")
             await connection.execute(SAVEPOINT_SQL)
             await connection.execute(
-                INSERT_KEY_SQL, case["id"], "staff", grantee["id"], fingerprint, sealed_key, user["id_1"], now, uuid.uuid4()
+                INSERT_KEY_SQL, case["id"], "staff", grantee["id"], fingerprint, sealed_key, user["id"], now, uuid.uuid4()
             )
             await connection.execute(RELEASE_SQL)
             await audit(connection, now, "case.grant", user, case["id"], grantee=grantee["username"], fingerprint=fingerprint)
