@@ -38,22 +38,31 @@ def users_list(as_json: bool = JSON_OPTION) -> None:
         typer.echo(render.users_table(users))
 
 
+def wanted_username(username: str) -> str:
+    """Checked before anything is sent: a name no account can have is a usage error."""
+    try:
+        return normalize_username(username)
+    except InvalidInput as error:
+        raise ClientError(error.detail, 2) from None
+
+
+def account_named(api, wanted: str):
+    """The account of this (normalized) username: the API acts on ids, the admin knows names."""
+    account = next((user for user in api.users() if user.username == wanted), None)
+    if account is None:
+        raise ClientError(f"no staff account is named {wanted!r}")
+    return account
+
+
 @fails_in_one_line
 def users_deactivate(
     username: str = typer.Argument(..., help="The account to deactivate."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deactivate an account and revoke all its tokens at once (admin)."""
-    try:
-        wanted = normalize_username(username)
-    except InvalidInput as error:
-        raise ClientError(error.detail, 2) from None
+    wanted = wanted_username(username)
     with connect() as api:
-        # The API deactivates by id; the admin knows the name.
-        account = next((user for user in api.users() if user.username == wanted), None)
-        if account is None:
-            raise ClientError(f"no staff account is named {wanted!r}")
-        deactivated = api.deactivate(account.id)
+        deactivated = api.deactivate(account_named(api, wanted).id)
     if as_json:
         typer.echo(render.as_json(deactivated.model_dump(mode="json")))
     else:
@@ -70,15 +79,9 @@ def users_email(
     """Set where an account's notices go (new reports, deadlines; never content), or clear it (admin)."""
     if (address is None) == (not clear):
         raise ClientError("give an ADDRESS, or --clear", 2)
-    try:
-        wanted = normalize_username(username)
-    except InvalidInput as error:
-        raise ClientError(error.detail, 2) from None
+    wanted = wanted_username(username)
     with connect() as api:
-        account = next((user for user in api.users() if user.username == wanted), None)
-        if account is None:
-            raise ClientError(f"no staff account is named {wanted!r}")
-        changed = api.set_email(account.id, None if clear else address)
+        changed = api.set_email(account_named(api, wanted).id, None if clear else address)
     if as_json:
         typer.echo(render.as_json(changed.model_dump(mode="json")))
     elif changed.email:
@@ -95,15 +98,9 @@ def users_custodian(
 ) -> None:
     """Make an account an identity custodian, or no longer (admin; another admin's account only).
     Reports arriving from then on have their identity key sealed to its registered key too."""
-    try:
-        wanted = normalize_username(username)
-    except InvalidInput as error:
-        raise ClientError(error.detail, 2) from None
+    wanted = wanted_username(username)
     with connect() as api:
-        account = next((user for user in api.users() if user.username == wanted), None)
-        if account is None:
-            raise ClientError(f"no staff account is named {wanted!r}")
-        changed = api.set_custodian(account.id, not off)
+        changed = api.set_custodian(account_named(api, wanted).id, not off)
     if as_json:
         typer.echo(render.as_json(changed.model_dump(mode="json")))
     elif changed.is_identity_custodian:

@@ -239,3 +239,23 @@ def test_a_server_that_is_down_is_one_line_in_a_real_process(args: list[str]) ->
 def test_no_token_says_how_to_get_one(server: LiveServer) -> None:
     for args in (["users", "list"], ["audit", "verify"], ["stats"]):
         assert_one_line_failure(server.cli(*args, token=None), "no token", "cleanwindow login", exit_code=2)
+
+
+async def test_users_email_sets_and_clears_where_an_accounts_notices_go(server: LiveServer) -> None:
+    triage = await server.staff(Role.TRIAGE, with_key=False)
+
+    set_ = server.cli("users", "email", triage.username, "Night.Desk@Agency.EXAMPLE", token=server.admin_token)
+    assert set_.exit_code == 0, set_.stderr
+    assert set_.stdout == f"notices for '{triage.username}' go to Night.Desk@agency.example\n"
+    assert api_get(server, "/users/me", triage.token).json()["email"] == "Night.Desk@agency.example"
+
+    cleared = server.cli("users", "email", triage.username, "--clear", "--json", token=server.admin_token)
+    assert cleared.exit_code == 0 and json.loads(cleared.stdout)["email"] is None
+
+    usage = server.cli("users", "email", triage.username, token=server.admin_token)
+    assert usage.exit_code == 2 and "give an ADDRESS, or --clear" in usage.stderr
+    assert_one_line_failure(
+        server.cli("users", "email", triage.username, "not an address", token=server.admin_token), "looks like"
+    )
+    assert_one_line_failure(server.cli("users", "email", "nobody-here", "a@agency.example", token=server.admin_token), "no staff account")
+    assert api_get(server, "/users/me", triage.token).json()["email"] is None
