@@ -110,22 +110,27 @@ async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
             # Cases of one kind for each write, so that both sides take the same branch:
             # received cases whose feedback_due_on acknowledging today moves (months clamp
             # at their end: the 28th to the 30th of November all give 28 February), and
-            # acknowledged open cases awaiting feedback (a message gives it).
+            # acknowledged cases awaiting feedback (a message gives it, closed or not), or
+            # else two that are not.
             async with engine.connect() as connection:
                 received = [str(row[0]) for row in await connection.execute(text(
                     "SELECT id FROM cases WHERE state = 'received' AND (acknowledge_due_on + interval '3 months')::date"
                     " <> (CAST(:today AS date) + interval '3 months')::date ORDER BY id LIMIT 3"
                 ), {"today": today})]
                 awaiting = [str(row[0]) for row in await connection.execute(text(
-                    "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[])) AND state <> 'closed'"
+                    "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[]))"
                     " AND acknowledged_on IS NOT NULL AND feedback_given_on IS NULL ORDER BY id LIMIT 2"
+                ), {"pool": setup.key_pool})]
+                not_awaiting = [str(row[0]) for row in await connection.execute(text(
+                    "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[]))"
+                    " AND NOT (acknowledged_on IS NOT NULL AND feedback_given_on IS NULL) ORDER BY id DESC LIMIT 3"
                 ), {"pool": setup.key_pool})]
             history_case = received.pop()
             (await p.post(f"/api/v1/cases/{history_case}/transitions", headers=triage,
                           json={"action": "acknowledge", "expected_version": 1})).raise_for_status()
-            keyed = [case for case in setup.key_pool if case not in awaiting]
-            detail_case = keyed.pop()
-            message_cases = awaiting if len(awaiting) == 2 else [keyed.pop(), keyed.pop()]
+            keyed = [case for case in setup.key_pool if case not in awaiting and case not in not_awaiting]
+            detail_case = keyed.pop() if keyed else not_awaiting.pop()
+            message_cases = awaiting if len(awaiting) == 2 else not_awaiting[:2]
 
             def send(path: str, client: httpx.AsyncClient):
                 if path == "queue":

@@ -86,6 +86,7 @@ def test_two_workers_run_each_periodic_job_once_per_period(fresh_database_url, t
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     workers = [start_worker(env, log) for log in logs]
     try:
+        wait_for(lambda: all("start_worker" in log.read_text() for log in logs), "both workers to start", timeout=90)
         wait_for(lambda: len(started_ticks(logs[0]) + started_ticks(logs[1])) >= 6, "six ticks", timeout=90)
         assert all(worker.poll() is None for worker in workers)
     finally:
@@ -95,8 +96,8 @@ def test_two_workers_run_each_periodic_job_once_per_period(fresh_database_url, t
     repeated = [tick for tick, count in Counter(ticks).items() if count > 1]
     assert repeated == [], f"ticks run twice: {repeated}"
     assert all(tick % 2 == 0 for tick in ticks)
-    # Both took work: the queue is shared, not owned by the first to start.
-    assert started_ticks(logs[0]) and started_ticks(logs[1])
+    # Both were running and listening the whole time; which of them wins each tick is a
+    # race (on a loaded machine one may win them all), so only "never twice" is asserted.
     assert all(worker.returncode == 0 for worker in workers), [log.read_text()[-2000:] for log in logs]
 
 
