@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, DeadlineNotice
+from app.cases.service import deadlines
 from app.context import AppContext
 from app.db.session import own_transaction
 from app.domain.clock import organisation_date
@@ -31,7 +32,6 @@ from app.domain.deadline_notices import (
     addressees,
     notice_due,
 )
-from app.domain.triage import CaseState, Deadlines
 from app.jobs.registry import JobResult
 from app.notifications.outbox import Outbox
 
@@ -107,16 +107,6 @@ async def _next_batch(
     return list((await session.execute(query)).all())
 
 
-def _deadlines(row: Row) -> Deadlines:
-    return Deadlines(
-        acknowledge_due_on=row.acknowledge_due_on,
-        acknowledged_on=row.acknowledged_on,
-        feedback_due_on=row.feedback_due_on,
-        feedback_given_on=row.feedback_given_on,
-        closed=row.state == CaseState.CLOSED.value,
-    )
-
-
 async def _claim(session: AsyncSession, row: Row, notice: DueNotice, today: date) -> bool:
     """True if this transaction is the one to send `notice` (its row was not there)."""
     claimed = await session.scalar(
@@ -163,7 +153,7 @@ async def send_deadline_notices(context: AppContext) -> JobResult:
             rows = await _next_batch(session, today, days, after, limit)
             outbox = Outbox(session, settings)
             for row in rows:
-                notice = notice_due(_deadlines(row), today, days)
+                notice = notice_due(deadlines(row), today, days)
                 # None only if the query and the rule disagreed; the rule decides.
                 if notice is not None and await _claim(session, row, notice, today):
                     await _announce(outbox, row, notice, now)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -95,7 +96,8 @@ def refresh_next_due(case: Case) -> None:
     case.next_due_on = deadlines(case).next_due()
 
 
-def deadlines(case: Case) -> Deadlines:
+def deadlines(case: Case | Row) -> Deadlines:
+    """A case's deadline facts, from its row as the ORM loads it or as a query returns it."""
     return Deadlines(
         acknowledge_due_on=case.acknowledge_due_on,
         acknowledged_on=case.acknowledged_on,
