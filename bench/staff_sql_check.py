@@ -110,8 +110,8 @@ async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
             # Cases of one kind for each write, so that both sides take the same branch:
             # received cases whose feedback_due_on acknowledging today moves (months clamp
             # at their end: the 28th to the 30th of November all give 28 February), and
-            # acknowledged cases awaiting feedback (a message gives it, closed or not), or
-            # else two that are not.
+            # open acknowledged cases awaiting feedback (a message gives it and clears
+            # next_due_on, which a closed case has cleared already), or else two that are not.
             async with engine.connect() as connection:
                 received = [str(row[0]) for row in await connection.execute(text(
                     "SELECT id FROM cases WHERE state = 'received' AND (acknowledge_due_on + interval '3 months')::date"
@@ -119,7 +119,8 @@ async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
                 ), {"today": today})]
                 awaiting = [str(row[0]) for row in await connection.execute(text(
                     "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[]))"
-                    " AND acknowledged_on IS NOT NULL AND feedback_given_on IS NULL ORDER BY id LIMIT 2"
+                    " AND acknowledged_on IS NOT NULL AND feedback_given_on IS NULL AND state <> 'closed'"
+                    " ORDER BY id LIMIT 2"
                 ), {"pool": setup.key_pool})]
                 not_awaiting = [str(row[0]) for row in await connection.execute(text(
                     "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[]))"

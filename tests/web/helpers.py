@@ -22,6 +22,7 @@ WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 async def capture(page: Page, name: str) -> str:
     """The page's HTML as this (JavaScript-off) context holds it, and its screenshot."""
     SCREENSHOTS.mkdir(exist_ok=True)
+    await page.wait_for_load_state("load")  # a click returns once the next page's headers came, not its body
     await page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     return await page.content()
 

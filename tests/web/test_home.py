@@ -7,7 +7,7 @@ import re
 
 import httpx
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, expect
 
 from app.domain.intake import Language
 from app.web.catalogue import read_catalogue, template_messages
@@ -109,7 +109,7 @@ async def test_with_javascript_off_a_reader_finds_the_entrances_and_switches_lan
         assert page.url == site + "/?lang=ko"
         # The advice opens without a script: a native <details>.
         await page.get_by_text("더 안전하게 신고하려면").click()
-        assert await page.get_by_text("Tor 브라우저는 접속 위치를 숨겨 줍니다").is_visible()
+        await expect(page.get_by_text("Tor 브라우저는 접속 위치를 숨겨 줍니다")).to_be_visible()
         assert await context.cookies() == []
     finally:
         await context.close()

@@ -10,7 +10,7 @@ import secrets
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, Page, expect
 
 from tests.web.helpers import assert_accessible, capture
 
@@ -45,7 +45,7 @@ async def test_a_citizen_reports_and_keeps_the_receipt(
 
         # Continue with nothing filled in: the errors, linked from the summary at the top.
         await page.get_by_role("button", name="Continue" if english else "계속").click()
-        assert (await page.title()).startswith("Error:" if english else "오류:")
+        await expect(page).to_have_title(re.compile("^" + ("Error:" if english else "오류:")))
         summary = page.get_by_role("alert")
         await summary.get_by_role("link").first.click()
         assert page.url.endswith("#category")
@@ -57,14 +57,14 @@ async def test_a_citizen_reports_and_keeps_the_receipt(
         assert await page.get_by_role("heading", level=1).inner_text() == (
             "Check your answers before sending" if english else "보내기 전에 입력 내용을 확인하세요"
         )
-        assert await page.get_by_text("허가 대가로 상품권 BROWSERMARK").is_visible()
+        await expect(page.get_by_text("허가 대가로 상품권 BROWSERMARK")).to_be_visible()
         check_html = await capture(page, f"check-{name}")
         await page.wait_for_timeout(1100)  # the form ticket's minimum age in the test service
         evidence = tmp_path / "evidence.txt"
         evidence.write_text("장부 사본 FILEMARK\n")
         await page.get_by_label("Evidence file (optional)" if english else "증거 파일 (선택)").set_input_files(str(evidence))
         await page.get_by_role("button", name="Send report" if english else "신고 보내기").click()
-        assert await page.get_by_text("Your file was attached to the report." if english else "파일이 신고에 첨부되었습니다.").is_visible()
+        await expect(page.get_by_text("Your file was attached to the report." if english else "파일이 신고에 첨부되었습니다.")).to_be_visible()
 
         assert await page.get_by_role("heading", level=1).inner_text() == ("Your report was sent" if english else "신고가 접수되었습니다")
         groups = await page.locator(".receipt-group").all_inner_texts()
@@ -107,7 +107,7 @@ async def test_an_employee_identifies_confidentially_with_javascript_off(browser
         await page.get_by_label("부서 또는 직위").fill("도시계획과 주무관")
         await page.get_by_label("전화번호").fill("010-0000-0000")
         await page.get_by_role("button", name="계속").click()
-        assert await page.get_by_text("도시계획과 주무관").is_visible()
+        await expect(page.get_by_text("도시계획과 주무관")).to_be_visible()
         await page.wait_for_timeout(1100)
         await page.get_by_role("button", name="신고 보내기").click()
         assert await page.locator(".receipt-group").count() == 7

@@ -4,8 +4,10 @@ every page of the way is checked by axe."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from playwright.async_api import Browser
+from playwright.async_api import Browser, expect
 
 from tests.intake.helpers import report_body, submit_ok
 from tests.web.helpers import Desk, assert_accessible, capture
@@ -40,22 +42,22 @@ async def test_a_reporter_comes_back_reads_replies_and_attaches_a_file(
         typo = digits[:-1] + str((int(digits[-1]) + 1) % 10)
         await field.fill(typo)
         await page.get_by_role("button", name="Continue" if english else "계속").click()
-        assert await page.locator("#receipt-error").is_visible()
+        await expect(page.locator("#receipt-error")).to_be_visible()
         typo_page = await capture(page, f"status-typo-{name}")
 
         await page.get_by_label("Receipt" if english else "접수번호", exact=True).fill(" ".join(digits[i : i + 3] for i in range(0, 21, 3)))
         await page.get_by_role("button", name="Continue" if english else "계속").click()
         assert await page.get_by_role("heading", level=1).inner_text() == ("Your report" if english else "나의 신고")
-        assert await page.get_by_text("장부 사본을 첨부해 주실 수 있나요? STAFFREPLY").is_visible()  # the reply, read
+        await expect(page.get_by_text("장부 사본을 첨부해 주실 수 있나요? STAFFREPLY")).to_be_visible()  # the reply, read
         await page.get_by_role("button", name="Send message" if english else "메시지 보내기").click()  # empty
-        assert (await page.title()).startswith("Error:" if english else "오류:")
+        await expect(page).to_have_title(re.compile("^" + ("Error:" if english else "오류:")))
         empty_reply = await capture(page, f"mailbox-error-{name}")
         await page.get_by_label("Write to the investigators" if english else "조사 담당자에게 메시지 쓰기").fill("장부 사본이 있습니다 THREADMARK")
         await page.get_by_role("button", name="Send message" if english else "메시지 보내기").click()
-        assert await page.get_by_text("장부 사본이 있습니다 THREADMARK").is_visible()
+        await expect(page.get_by_text("장부 사본이 있습니다 THREADMARK")).to_be_visible()
         await page.get_by_label("Attach a file" if english else "파일 첨부").set_input_files(str(evidence))
         await page.get_by_role("button", name="Attach" if english else "첨부하기", exact=True).click()
-        assert await page.get_by_text("ledger.txt").is_visible()
+        await expect(page.get_by_text("ledger.txt")).to_be_visible()
         mailbox = await capture(page, f"mailbox-{name}")
         assert await context.cookies() == []
     finally:
