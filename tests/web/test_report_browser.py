@@ -67,6 +67,7 @@ async def test_a_citizen_reports_and_keeps_the_receipt(
         await expect(page.get_by_text("Your file was attached to the report." if english else "파일이 신고에 첨부되었습니다.")).to_be_visible()
 
         assert await page.get_by_role("heading", level=1).inner_text() == ("Your report was sent" if english else "신고가 접수되었습니다")
+        await expect(page.locator(".receipt-group")).to_have_count(7)
         groups = await page.locator(".receipt-group").all_inner_texts()
         assert len(groups) == 7 and all(re.fullmatch(r"\d{3}", group) for group in groups)
         print_button = page.get_by_role("button", name="Print this page" if english else "이 페이지 인쇄")
@@ -110,7 +111,7 @@ async def test_an_employee_identifies_confidentially_with_javascript_off(browser
         await expect(page.get_by_text("도시계획과 주무관")).to_be_visible()
         await page.wait_for_timeout(1100)
         await page.get_by_role("button", name="신고 보내기").click()
-        assert await page.locator(".receipt-group").count() == 7
+        await expect(page.locator(".receipt-group")).to_have_count(7)
     finally:
         await context.close()
     await assert_accessible(browser, axe_source, site, identity_error_html, 360)
@@ -136,6 +137,7 @@ async def test_a_report_typed_into_the_browser_leaves_no_marker_in_a_database_du
         await page.get_by_role("button", name="Continue").click()
         await page.wait_for_timeout(1100)
         await page.get_by_role("button", name="Send report").click()
+        await expect(page.locator(".receipt-group")).to_have_count(7)
         receipt = "".join(await page.locator(".receipt-group").all_inner_texts())
     finally:
         await context.close()
