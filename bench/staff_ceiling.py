@@ -83,9 +83,11 @@ _CASE_COLUMNS_HEAD = (
 )
 
 QUEUE_SQL = (
-    "SELECT " + _CASE_COLUMNS_HEAD + "cases.pow_digest, cases.idempotency_digest, cases.sealed_replay, "
-    "cases.id, staff_users.username \nFROM cases LEFT OUTER JOIN staff_users ON staff_users.id = cases.assignee_id "
-    "ORDER BY cases.received_on, cases.id \n LIMIT $1::INTEGER"
+    "SELECT cases.id, cases.state, cases.version, cases.channel, cases.category, cases.org_unit, cases.language, "
+    "cases.shown_as_drill, cases.received_on, cases.acknowledge_due_on, cases.acknowledged_on, "
+    "cases.feedback_due_on, cases.feedback_given_on, cases.resolution, cases.purged_on, "
+    "staff_users.username AS assignee_username \nFROM cases LEFT OUTER JOIN staff_users ON "
+    "staff_users.id = cases.assignee_id ORDER BY cases.received_on, cases.id \n LIMIT $1::INTEGER"
 )
 
 CASE_SQL = (
@@ -117,7 +119,7 @@ NEXT_SEQ_SQL = "SELECT max(case_messages.seq) AS max_1 \nFROM case_messages \nWH
 INSERT_MESSAGE_SQL = (
     "INSERT INTO case_messages (case_id, seq, author, staff_user_id, sent_on, sent_at, sealed_body, seal_format, id) "
     "VALUES ($1::UUID, $2::INTEGER, $3::VARCHAR, $4::UUID, $5::DATE, $6::TIMESTAMP WITH TIME ZONE, $7::BYTEA, "
-    "$8::SMALLINT, $9::UUID)"
+    "$8::SMALLINT, $9::UUID) ON CONFLICT DO NOTHING RETURNING case_messages.id"
 )
 
 ATTACHMENTS_SQL = (
@@ -167,7 +169,7 @@ HISTORY_SQL = (
 INSERT_KEY_SQL = (
     "INSERT INTO case_keys (case_id, recipient_kind, staff_user_id, recipient_fingerprint, sealed_key, granted_by_id, "
     "granted_at, id) VALUES ($1::UUID, $2::VARCHAR, $3::UUID, $4::VARCHAR, $5::BYTEA, $6::UUID, "
-    "$7::TIMESTAMP WITH TIME ZONE, $8::UUID)"
+    "$7::TIMESTAMP WITH TIME ZONE, $8::UUID) ON CONFLICT DO NOTHING RETURNING case_keys.id"
 )
 
 AUDIT_HEAD_SQL = "SELECT audit_head.seq, audit_head.hash \nFROM audit_head \nWHERE audit_head.id = $1::SMALLINT FOR UPDATE"
@@ -209,8 +211,6 @@ STATS_COMPLIANCE_SQL = (
     f"WHERE cases.is_drill IS false GROUP BY {_ACK}, {_FEEDBACK}"
 )
 
-SAVEPOINT_SQL = "SAVEPOINT sa_savepoint_1"
-RELEASE_SQL = "RELEASE SAVEPOINT sa_savepoint_1"
 
 SUMMARY_FIELDS = (
     "id", "state", "version", "channel", "category", "org_unit", "language", "is_drill", "received_on",
@@ -430,7 +430,7 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
             crypto.b64url_encode(json.dumps([rows[-1]["received_on"].isoformat(), str(rows[-1]["id"])]).encode())
             if more and rows else None
         )
-        return answer({"items": [summary(row, row["username"], today) for row in rows], "next_cursor": cursor})
+        return answer({"items": [summary(row, row["assignee_username"], today) for row in rows], "next_cursor": cursor})
 
     @app.get("/api/v1/cases/{case_id}")
     @handled
@@ -570,12 +570,11 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
                 raise Conflict("A message with this id exists; seal the message again under a new id.")
             seq = (await connection.fetchval(NEXT_SEQ_SQL, case["id"]) or 0) + 1
             sent_on = organisation_date(now, zone)
-            await connection.execute(SAVEPOINT_SQL)
-            await connection.execute(
+            if await connection.fetchval(
                 INSERT_MESSAGE_SQL, case["id"], seq, "staff", user["id"], sent_on, now, sealed_body,
                 crypto.MESSAGE_SEAL_FORMAT, message_id,
-            )
-            await connection.execute(RELEASE_SQL)
+            ) is None:
+                raise Conflict("A message with this id exists; seal the message again under a new id.")
             if case["acknowledged_on"] is not None and case["feedback_given_on"] is None:
                 given = dict(case, feedback_given_on=sent_on)
                 given["next_due_on"] = deadlines(given).next_due()
@@ -616,11 +615,10 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
                 raise Conflict(f"`{grantee['username']}`'s key is {grantee['public_key_fingerprint']}, not {fingerprint}.")
             if await connection.fetchrow(KEY_FOR_FINGERPRINT_SQL, case["id"], fingerprint) is not None:
                 raise Conflict(f"`{grantee['username']}` already holds this case's key.")
-            await connection.execute(SAVEPOINT_SQL)
-            await connection.execute(
+            if await connection.fetchval(
                 INSERT_KEY_SQL, case["id"], "staff", grantee["id"], fingerprint, sealed_key, user["id"], now, uuid.uuid4()
-            )
-            await connection.execute(RELEASE_SQL)
+            ) is None:
+                raise Conflict(f"`{grantee['username']}` already holds this case's key.")
             await audit(connection, now, "case.grant", user, case["id"], grantee=grantee["username"], fingerprint=fingerprint)
         return answer({"grantee": grantee["username"], "fingerprint": fingerprint, "granted_at": now}, 201)
 

@@ -70,29 +70,31 @@ async def audit_log(
     ] = None,
     case_id: uuid.UUID | None = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
-) -> AuditPage:
+) -> dict:
     entries = await AuditLog(session).page(
         limit=limit + 1, before_seq=int(cursor) if cursor else None, case_id=case_id, action=action
     )
     more = len(entries) > limit
     entries = entries[:limit]
-    return AuditPage(
-        items=[
-            AuditEntryOut(
-                seq=entry.seq,
-                occurred_at=entry.occurred_at,
-                actor=entry.actor_username,
-                actor_role=entry.actor_role,
-                action=entry.action,
-                case_id=entry.case_id,
-                details=entry.details,
-                prev_hash=entry.prev_hash.hex(),
-                hash=entry.hash.hex(),
-            )
+    # Plain dicts: the response model validates them once (models built here would be
+    # validated twice).
+    return {
+        "items": [
+            {
+                "seq": entry.seq,
+                "occurred_at": entry.occurred_at,
+                "actor": entry.actor_username,
+                "actor_role": entry.actor_role,
+                "action": entry.action,
+                "case_id": entry.case_id,
+                "details": entry.details,
+                "prev_hash": entry.prev_hash.hex(),
+                "hash": entry.hash.hex(),
+            }
             for entry in entries
         ],
-        next_cursor=str(entries[-1].seq) if more and entries else None,
-    )
+        "next_cursor": str(entries[-1].seq) if more and entries else None,
+    }
 
 
 @router.get(

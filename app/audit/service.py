@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Row, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +43,21 @@ _APPEND = (
     )
 )
 
+# Core, not the ORM's bulk delete: every read of the log runs it, mostly to find nothing.
+_WINDOWS = AuditWindowCount.__table__
+_TAKE_ENDED_WINDOWS = (
+    delete(_WINDOWS)
+    .where(
+        tuple_(_WINDOWS.c.action, _WINDOWS.c.window_start).in_(
+            select(_WINDOWS.c.action, _WINDOWS.c.window_start)
+            .where(_WINDOWS.c.window_start < bindparam("window_start"))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    .returning(_WINDOWS.c.action, _WINDOWS.c.window_start, _WINDOWS.c.count)
+)
+# A page is read as rows: a hundred entries loaded as objects cost more than the query.
+_PAGE = select(*_LOG.columns).order_by(_LOG.c.seq.desc())
 
 class Actor(Protocol):
     """A staff account as the log names it (a StaffUser, or a login attempt's account)."""
@@ -130,18 +145,7 @@ class AuditLog:
         window in its details) and delete its count, in the caller's transaction; returns
         how many. Rows another transaction is writing are skipped, not waited for (that
         transaction writes them), so this never waits while holding the head row."""
-        ended = (
-            select(AuditWindowCount.action, AuditWindowCount.window_start)
-            .where(AuditWindowCount.window_start < counting_window_start(now))
-            .with_for_update(skip_locked=True)
-        )
-        rows = (
-            await self.session.execute(
-                delete(AuditWindowCount)
-                .where(tuple_(AuditWindowCount.action, AuditWindowCount.window_start).in_(ended))
-                .returning(AuditWindowCount.action, AuditWindowCount.window_start, AuditWindowCount.count)
-            )
-        ).all()
+        rows = (await self.session.execute(_TAKE_ENDED_WINDOWS, {"window_start": counting_window_start(now)})).all()
         for action, window_start, count in sorted(rows, key=lambda row: (row.window_start, row.action)):
             await self.record(
                 action,
@@ -160,16 +164,17 @@ class AuditLog:
         before_seq: int | None = None,
         case_id: uuid.UUID | None = None,
         action: str | None = None,
-    ) -> Sequence[AuditEntry]:
-        """Newest first; the next page starts before the last seq of this one."""
-        query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)
+    ) -> Sequence[Row]:
+        """Rows of the log's columns, newest first; the next page starts before the last
+        seq of this one."""
+        query = _PAGE.limit(limit)
         if before_seq is not None:
-            query = query.where(AuditEntry.seq < before_seq)
+            query = query.where(_LOG.c.seq < before_seq)
         if case_id is not None:
-            query = query.where(AuditEntry.case_id == case_id)
+            query = query.where(_LOG.c.case_id == case_id)
         if action is not None:
-            query = query.where(AuditEntry.action == action)
-        return (await self.session.scalars(query)).all()
+            query = query.where(_LOG.c.action == action)
+        return (await self.session.execute(query)).all()
 
     async def verify(self) -> Verification:
         # The head and the highest stored seq in one statement, so one snapshot: an append

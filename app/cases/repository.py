@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, delete, exists, func, literal, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Row, and_, bindparam, case, delete, exists, func, literal, not_, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from app.cases.models import AttachmentChunk, Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
 from app.domain.identity import OPEN_STATUSES
@@ -47,7 +47,7 @@ def real_cases() -> ColumnElement[bool]:
 
 def overdue_condition(today: date) -> ColumnElement[bool]:
     """`triage.Deadlines.overdue` over the stored `next_due_on`."""
-    return Case.next_due_on < today
+    return Case.__table__.c.next_due_on < today
 
 
 # The statements every case view runs, built once with bound parameters: building a
@@ -69,12 +69,52 @@ _HISTORY = (
     .where(CaseTransition.case_id == bindparam("case_id"))
     .order_by(CaseTransition.version)
 )
+_STAFF_BY_USERNAME = select(StaffUser).where(StaffUser.username == bindparam("username"))
+_KEY_FOR_FINGERPRINT = select(CaseKey).where(
+    CaseKey.case_id == bindparam("case_id"), CaseKey.recipient_fingerprint == bindparam("fingerprint")
+)
+_LAST_MESSAGE_SEQ = select(func.max(CaseMessage.seq)).where(CaseMessage.case_id == bindparam("case_id"))
+# Appends of one row that may lose a race (the same message id, a second grant to the same
+# key): the loser inserts nothing and is told so, with no savepoint to open and release.
+_INSERT_KEY_COLUMNS = (
+    "case_id", "recipient_kind", "staff_user_id", "recipient_fingerprint", "sealed_key", "granted_by_id", "granted_at", "id",
+)
+_INSERT_KEY = (
+    insert(CaseKey.__table__)
+    .values({name: bindparam(name) for name in _INSERT_KEY_COLUMNS})
+    .on_conflict_do_nothing()
+    .returning(CaseKey.__table__.c.id)
+)
+_INSERT_MESSAGE_COLUMNS = (
+    "case_id", "seq", "author", "staff_user_id", "sent_on", "sent_at", "sealed_body", "seal_format", "id",
+)
+_INSERT_MESSAGE = (
+    insert(CaseMessage.__table__)
+    .values({name: bindparam(name) for name in _INSERT_MESSAGE_COLUMNS})
+    .on_conflict_do_nothing()
+    .returning(CaseMessage.__table__.c.id)
+)
 _STAFF_KEYS = select(CaseKey).where(CaseKey.case_id == bindparam("case_id"), CaseKey.staff_user_id == bindparam("user_id"))
 _MESSAGES = select(CaseMessage).where(CaseMessage.case_id == bindparam("case_id")).order_by(CaseMessage.seq)
 _ATTACHMENTS = (
     select(CaseAttachment)
     .where(CaseAttachment.case_id == bindparam("case_id"))
     .order_by(CaseAttachment.uploaded_on, CaseAttachment.id)
+)
+
+
+# The queue reads rows, not entities: a page of 50 cases loaded as objects costs more
+# Python than the query. A row holds what a queue item shows and its deadlines need, and
+# nothing sealed or hidden (not the drill flag staff are not shown, not the ciphertexts).
+QUEUE_COLUMNS = (
+    "id", "state", "version", "channel", "category", "org_unit", "language", "shown_as_drill", "received_on",
+    "acknowledge_due_on", "acknowledged_on", "feedback_due_on", "feedback_given_on", "resolution", "purged_on",
+)
+_CASES = Case.__table__.c
+_QUEUE = (
+    select(*(_CASES[name] for name in QUEUE_COLUMNS), StaffUser.__table__.c.username.label("assignee_username"))
+    .select_from(Case.__table__.outerjoin(StaffUser.__table__, StaffUser.__table__.c.id == _CASES.assignee_id))
+    .order_by(_CASES.received_on, _CASES.id)
 )
 
 
@@ -92,55 +132,52 @@ class CaseRepository:
 
     async def queue(
         self, filters: CaseFilters, after: QueuePosition | None, limit: int, today: date
-    ) -> Sequence[tuple[Case, str | None]]:
-        """One page of the queue, oldest first, with each case's assignee's username.
+    ) -> Sequence[Row]:
+        """One page of the queue, oldest first: rows of `QUEUE_COLUMNS` and `assignee_username`.
 
         Keyset pagination: the next page starts strictly after the last (received_on, id)
         seen, so a page costs the same at the millionth case as at the first, and cases
         arriving meanwhile neither repeat nor vanish."""
-        # Whole rows but for the sealed report: a page need not drag 50 ciphertexts along.
-        query = (
-            select(Case, StaffUser.username)
-            .options(defer(Case.sealed_report), defer(Case.reporter_public_key))
-            .outerjoin(StaffUser, StaffUser.id == Case.assignee_id)
-            .order_by(Case.received_on, Case.id)
-            .limit(limit)
-        )
+        query = _QUEUE.limit(limit)
         if after is not None:
-            query = query.where(tuple_(Case.received_on, Case.id) > tuple_(after.received_on, after.id))
+            query = query.where(tuple_(_CASES.received_on, _CASES.id) > tuple_(after.received_on, after.id))
         if filters.state is not None:
-            query = query.where(Case.state == filters.state.value)
+            query = query.where(_CASES.state == filters.state.value)
         if filters.category is not None:
-            query = query.where(Case.category == filters.category)
+            query = query.where(_CASES.category == filters.category)
         if filters.channel is not None:
-            query = query.where(Case.channel == filters.channel)
+            query = query.where(_CASES.channel == filters.channel)
         if filters.assignee_id is not None:
-            query = query.where(Case.assignee_id == filters.assignee_id)
+            query = query.where(_CASES.assignee_id == filters.assignee_id)
         if filters.drill is not None:
             # What staff are shown, never the hidden flag: a blind drill's case is found
             # with the real ones. `= true`, not `IS true`, matches the partial index.
-            query = query.where(Case.shown_as_drill == filters.drill)
+            query = query.where(_CASES.shown_as_drill == filters.drill)
         if filters.overdue is True:
             # The IS NOT NULL is implied, but spelled out it lets the planner match the
             # partial index of waiting cases.
-            query = query.where(Case.next_due_on.is_not(None), overdue_condition(today))
+            query = query.where(_CASES.next_due_on.is_not(None), overdue_condition(today))
         elif filters.overdue is False:
-            query = query.where(or_(Case.next_due_on.is_(None), not_(overdue_condition(today))))
-        return [(row[0], row[1]) for row in (await self.session.execute(query)).all()]
+            query = query.where(or_(_CASES.next_due_on.is_(None), not_(overdue_condition(today))))
+        return (await self.session.execute(query)).all()
 
     async def staff_user(self, user_id: uuid.UUID | None) -> StaffUser | None:
         return None if user_id is None else await self.session.get(StaffUser, user_id)
 
     async def staff_by_username(self, username: str) -> StaffUser | None:
-        return await self.session.scalar(select(StaffUser).where(StaffUser.username == username))
+        return await self.session.scalar(_STAFF_BY_USERNAME, {"username": username})
 
     async def staff_keys(self, case_id: uuid.UUID, user_id: uuid.UUID) -> Sequence[CaseKey]:
         return (await self.session.scalars(_STAFF_KEYS, {"case_id": case_id, "user_id": user_id})).all()
 
     async def key_for_fingerprint(self, case_id: uuid.UUID, fingerprint: str) -> CaseKey | None:
-        return await self.session.scalar(
-            select(CaseKey).where(CaseKey.case_id == case_id, CaseKey.recipient_fingerprint == fingerprint)
-        )
+        return await self.session.scalar(_KEY_FOR_FINGERPRINT, {"case_id": case_id, "fingerprint": fingerprint})
+
+    async def insert_key(self, key: CaseKey) -> bool:
+        """Store a grant (with its id set); False when the case already has a key under
+        this fingerprint (a concurrent grant won), and nothing was written."""
+        values = {name: getattr(key, name) for name in _INSERT_KEY_COLUMNS}
+        return await self.session.scalar(_INSERT_KEY, values) is not None
 
     async def history(self, case_id: uuid.UUID) -> Sequence[tuple[CaseTransition, str, str, str | None]]:
         return [tuple(row) for row in (await self.session.execute(_HISTORY, {"case_id": case_id})).all()]
@@ -204,10 +241,14 @@ class CaseContentRepository:
 
     async def next_message_seq(self, case_id: uuid.UUID) -> int:
         """Call with the case row locked, so two messages cannot take the same number."""
-        last = await self.session.scalar(
-            select(func.max(CaseMessage.seq)).where(CaseMessage.case_id == case_id)
-        )
+        last = await self.session.scalar(_LAST_MESSAGE_SEQ, {"case_id": case_id})
         return (last or 0) + 1
+
+    async def insert_message(self, message: CaseMessage) -> bool:
+        """Store a message (with its id set); False when its id is taken (sent for another
+        case at the same moment), and nothing was written."""
+        values = {name: getattr(message, name) for name in _INSERT_MESSAGE_COLUMNS}
+        return await self.session.scalar(_INSERT_MESSAGE, values) is not None
 
     async def add(self, *rows: object) -> None:
         self.session.add_all(rows)

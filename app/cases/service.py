@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import AuditLog
@@ -55,7 +54,7 @@ class NoContentKey(Conflict):
 
 @dataclass(frozen=True)
 class CaseView:
-    case: Case
+    case: Case | Row  # the queue reads rows; a Row has the same attributes
     assignee: str | None
     overdue: bool
 
@@ -153,10 +152,8 @@ class CaseService(Service):
         rows = await self.repository.queue(filters, after, limit + 1, today)
         has_more = len(rows) > limit
         rows = rows[:limit]
-        items = [CaseView(case, assignee, deadlines(case).overdue(today)) for case, assignee in rows]
-        next_cursor = (
-            encode_cursor(QueuePosition(rows[-1][0].received_on, rows[-1][0].id)) if has_more and rows else None
-        )
+        items = [CaseView(row, row.assignee_username, deadlines(row).overdue(today)) for row in rows]
+        next_cursor = encode_cursor(QueuePosition(rows[-1].received_on, rows[-1].id)) if has_more and rows else None
         return Page(items, next_cursor)
 
     async def assignee_id(self, username: str, caller: StaffUser) -> uuid.UUID | None:
@@ -310,11 +307,10 @@ class CaseService(Service):
             sealed_body=sealed_body,
             seal_format=crypto.MESSAGE_SEAL_FORMAT,  # the request's, checked by its schema
         )
-        try:
-            async with self.session.begin_nested():
-                await self.content.add(message)
-        except IntegrityError:  # the same id sent for another case at the same moment
-            raise taken from None
+        # Not added to the session: the row is inserted as it is, and this object only
+        # carries it back to the caller.
+        if not await self.content.insert_message(message):  # the same id sent for another case at the same moment
+            raise taken
         if case.acknowledged_on is not None and case.feedback_given_on is None:
             case.feedback_given_on = message.sent_on
             refresh_next_due(case)
@@ -352,6 +348,7 @@ class CaseService(Service):
         if await self.repository.key_for_fingerprint(case.id, fingerprint) is not None:
             raise Conflict(f"`{grantee.username}` already holds this case's key.")
         key = CaseKey(
+            id=uuid.uuid4(),
             case_id=case.id,
             recipient_kind="staff",
             staff_user_id=grantee.id,
@@ -360,12 +357,8 @@ class CaseService(Service):
             granted_by_id=user.id,
             granted_at=now,
         )
-        try:
-            async with self.session.begin_nested():
-                self.session.add(key)
-                await self.session.flush()
-        except IntegrityError:
-            raise Conflict(f"`{grantee.username}` already holds this case's key.") from None
+        if not await self.repository.insert_key(key):  # a concurrent grant of the same key won
+            raise Conflict(f"`{grantee.username}` already holds this case's key.")
         await self.audit.record(
             AuditAction.CASE_GRANT, now, user, case_id=case.id, grantee=grantee.username, fingerprint=fingerprint
         )

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 
 from app.audit.models import AuditEntry
-from app.cases.models import Case, CaseKey, CaseTransition
+from app.cases.models import Case, CaseKey, CaseMessage, CaseTransition
 from app.cases.service import deadlines
 from app.domain import crypto
 from app.domain.staff import Role
@@ -526,3 +527,91 @@ async def test_feedback_counts_from_the_first_staff_message_after_acknowledgemen
     message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"y" * 60), "seal_format": 2}
     assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
     assert (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()["feedback_given_on"] == organisation_today().isoformat()
+
+
+async def until_a_request_waits_on_a_lock(sessionmaker) -> None:
+    async with sessionmaker() as session:
+        for _ in range(500):
+            waiting = await session.scalar(sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ))
+            if waiting:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("the request never waited for the other transaction")
+
+
+async def test_a_message_id_taken_by_a_transaction_in_flight_is_refused_and_nothing_is_written(
+    live, password_hashing, strong_password_hash
+) -> None:
+    """The same message id sent for two cases at the same moment: the one that commits
+    second is told 409 and leaves no message and no audit entry behind."""
+    sessionmaker, client = live.sessionmaker, live.client
+    staff = StaffFactory(sessionmaker, client, password_hashing, strong_password_hash)
+    triage_user = await staff.create(Role.TRIAGE)
+    triage = {"Authorization": f"Bearer {await staff.token_for(triage_user)}"}
+    mine = await insert_case(sessionmaker, state="acknowledged", version=2, acknowledged_on=days_ago(1))
+    other = await insert_case(sessionmaker, state="acknowledged", version=2, acknowledged_on=days_ago(1))
+    await give_a_key(sessionmaker, mine.id, triage_user.id)
+    message_id = uuid.uuid4()
+    async with sessionmaker() as first:  # the other request, not yet committed
+        first.add(CaseMessage(
+            id=message_id, case_id=other.id, seq=1, author="staff", staff_user_id=triage_user.id,
+            sent_on=organisation_today(), sent_at=datetime.now(UTC), sealed_body=b"m" * 60, seal_format=2,
+        ))
+        await first.flush()
+        second = asyncio.create_task(client.post(
+            f"/api/v1/cases/{mine.id}/messages", headers=triage,
+            json={"id": str(message_id), "sealed_body": crypto.b64url_encode(b"y" * 60), "seal_format": 2},
+        ))
+        await until_a_request_waits_on_a_lock(sessionmaker)  # its insert waits for ours
+        await first.commit()
+    refused = await second
+    assert refused.status_code == 409 and refused.headers["content-type"] == PROBLEM, refused.text
+    assert "seal the message again under a new id" in refused.json()["detail"]
+    async with sessionmaker() as session:
+        stored = (await session.execute(select(CaseMessage.case_id).where(CaseMessage.id == message_id))).scalars().all()
+        audited = await session.scalar(
+            select(func.count()).where(AuditEntry.action == "case.message", AuditEntry.case_id == mine.id)
+        )
+        fresh = await session.get(Case, mine.id)
+    assert stored == [other.id] and audited == 0
+    assert fresh.feedback_given_on is None  # nothing of the refused message stuck
+
+
+async def test_two_grants_of_the_same_key_at_once_leave_one_key_and_one_audit_entry(
+    live, password_hashing, strong_password_hash
+) -> None:
+    sessionmaker, client = live.sessionmaker, live.client
+    staff = StaffFactory(sessionmaker, client, password_hashing, strong_password_hash)
+    triage_user = await staff.create(Role.TRIAGE)
+    triage = {"Authorization": f"Bearer {await staff.token_for(triage_user)}"}
+    await give_a_key(sessionmaker, (case := await insert_case(sessionmaker, state="acknowledged", version=2)).id, triage_user.id)
+    colleague = await staff.create(Role.SUPERVISOR)
+    colleague_key = await register_key(client, {"Authorization": f"Bearer {await staff.token_for(colleague)}"})
+    fingerprint = colleague_key.public_key.fingerprint
+    body = {"grantee": colleague.username, "fingerprint": fingerprint,
+            "sealed_key": crypto.b64url_encode(b"\1" * crypto.SEALED_CONTENT_KEY_BYTES)}
+    async with sessionmaker() as first:  # another grant of this key, not yet committed
+        first.add(CaseKey(
+            case_id=case.id, recipient_kind="staff", staff_user_id=colleague.id, recipient_fingerprint=fingerprint,
+            sealed_key=b"\2" * crypto.SEALED_CONTENT_KEY_BYTES, granted_by_id=triage_user.id,
+        ))
+        await first.flush()
+        second = asyncio.create_task(client.post(f"/api/v1/cases/{case.id}/grants", headers=triage, json=body))
+        await until_a_request_waits_on_a_lock(sessionmaker)
+        await first.commit()
+    refused = await second
+    assert refused.status_code == 409 and "already holds" in refused.json()["detail"], refused.text
+    async with sessionmaker() as session:
+        keys = (await session.execute(
+            select(CaseKey.sealed_key).where(CaseKey.case_id == case.id, CaseKey.recipient_fingerprint == fingerprint)
+        )).scalars().all()
+        audited = await session.scalar(select(func.count()).where(AuditEntry.action == "case.grant", AuditEntry.case_id == case.id))
+    assert keys == [b"\2" * crypto.SEALED_CONTENT_KEY_BYTES] and audited == 0
+    # and once that settled, a grant that is new still goes through
+    stranger = await staff.create(Role.TRIAGE)
+    stranger_key = await register_key(client, {"Authorization": f"Bearer {await staff.token_for(stranger)}"})
+    again = await client.post(f"/api/v1/cases/{case.id}/grants", headers=triage, json={
+        **body, "grantee": stranger.username, "fingerprint": stranger_key.public_key.fingerprint})
+    assert again.status_code == 201, again.text
