@@ -19,10 +19,6 @@ from app.cases.schemas import (
     GrantIn,
     GrantOut,
     History,
-    HistoryEntry,
-    SealedAttachmentOut,
-    SealedKeyOut,
-    SealedMessageOut,
     StaffMessageIn,
     StaffMessageOut,
     Stats,
@@ -30,7 +26,7 @@ from app.cases.schemas import (
     TransitionOut,
 )
 from app.cases.service import CaseView
-from app.domain.crypto import PublicKey
+from app.domain.crypto import public_key_text
 from app.domain.intake import Channel
 from app.domain.triage import CaseState, Request
 from app.platform.problems import problem_responses
@@ -98,45 +94,48 @@ async def list_cases(
     responses=problem_responses(401, 403, 404),
     summary="A case: metadata, deadlines, version, and its content sealed (never plaintext); after retention, the metadata only",
 )
-async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep, now: Now) -> CaseDetail:
+async def show_case(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep, now: Now) -> dict:
     view = await service.detail(user, case_id, now)
     case = view.case
-    return CaseDetail(
+    # Plain dicts, here and below: the response model validates them once (models built
+    # here would be validated twice).
+    return {
         **summary(view),
-        allowed_actions=view.allowed_actions,
-        reporter_public_key=PublicKey(case.reporter_public_key).to_text() if case.reporter_public_key else None,
-        identified=view.identified,
-        identity_released_to_you=view.identity_released_to_you,
-        sealed_report=case.sealed_report,
-        content_key=SealedKeyOut(fingerprint=view.content_key.recipient_fingerprint, sealed_key=view.content_key.sealed_key)
+        "allowed_actions": view.allowed_actions,
+        # Checked when the report was stored; not parsed again to be shown.
+        "reporter_public_key": public_key_text(case.reporter_public_key) if case.reporter_public_key else None,
+        "identified": view.identified,
+        "identity_released_to_you": view.identity_released_to_you,
+        "sealed_report": case.sealed_report,
+        "content_key": {"fingerprint": view.content_key.recipient_fingerprint, "sealed_key": view.content_key.sealed_key}
         if view.content_key
         else None,
-        messages=[
-            SealedMessageOut(
-                id=message.id,
-                seq=message.seq,
-                author=message.author,
-                staff_username=author,
-                sent_on=message.sent_on,
-                sent_at=message.sent_at,
-                sealed_body=message.sealed_body,
-                seal_format=message.seal_format,
-            )
+        "messages": [
+            {
+                "id": message.id,
+                "seq": message.seq,
+                "author": message.author,
+                "staff_username": author,
+                "sent_on": message.sent_on,
+                "sent_at": message.sent_at,
+                "sealed_body": message.sealed_body,
+                "seal_format": message.seal_format,
+            }
             for message, author in view.messages
         ],
-        attachments=[
-            SealedAttachmentOut(
-                id=attachment.id,
-                author=attachment.author,
-                uploaded_on=attachment.uploaded_on,
-                chunk_count=attachment.chunk_count,
-                chunk_bytes=attachment.chunk_bytes,
-                stored_bytes=attachment.stored_bytes,
-                sealed_meta=attachment.sealed_meta,
-            )
+        "attachments": [
+            {
+                "id": attachment.id,
+                "author": attachment.author,
+                "uploaded_on": attachment.uploaded_on,
+                "chunk_count": attachment.chunk_count,
+                "chunk_bytes": attachment.chunk_bytes,
+                "stored_bytes": attachment.stored_bytes,
+                "sealed_meta": attachment.sealed_meta,
+            }
             for attachment in view.attachments
         ],
-    )
+    }
 
 
 @router.get(
@@ -164,7 +163,7 @@ async def attachment(
 )
 async def transition(
     case_id: uuid.UUID, body: TransitionIn, user: CurrentStaff, service: CaseServiceDep, now: Now
-) -> TransitionOut:
+) -> dict:
     request = Request(
         action=body.action,
         expected_version=body.expected_version,
@@ -173,7 +172,7 @@ async def transition(
         assignee=body.assignee,
     )
     view = await service.transition(user, case_id, request, now)
-    return TransitionOut(**summary(view), allowed_actions=service.allowed_for(user, view.case))
+    return {**summary(view), "allowed_actions": service.allowed_for(user, view.case)}
 
 
 @router.get(
@@ -182,25 +181,25 @@ async def transition(
     responses=problem_responses(401, 403, 404),
     summary="Every transition of the case: who, when, from, to, why",
 )
-async def history(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep) -> History:
+async def history(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDep) -> dict:
     rows = await service.history(user, case_id)
-    return History(
-        items=[
-            HistoryEntry(
-                version=step.version,
-                action=step.action,
-                from_state=step.from_state,
-                to_state=step.to_state,
-                actor=actor,
-                actor_role=actor_role,
-                occurred_at=step.occurred_at,
-                reason=step.reason,
-                resolution=step.resolution,
-                assignee=assignee,
-            )
+    return {
+        "items": [
+            {
+                "version": step.version,
+                "action": step.action,
+                "from_state": step.from_state,
+                "to_state": step.to_state,
+                "actor": actor,
+                "actor_role": actor_role,
+                "occurred_at": step.occurred_at,
+                "reason": step.reason,
+                "resolution": step.resolution,
+                "assignee": assignee,
+            }
             for step, actor, actor_role, assignee in rows
         ]
-    )
+    }
 
 
 @router.post(
@@ -212,9 +211,9 @@ async def history(case_id: uuid.UUID, user: CurrentStaff, service: CaseServiceDe
 )
 async def send_message(
     case_id: uuid.UUID, body: StaffMessageIn, user: CurrentStaff, service: CaseServiceDep, now: Now
-) -> StaffMessageOut:
+) -> dict:
     message = await service.add_message(user, case_id, body.id, body.sealed_body, now)
-    return StaffMessageOut(id=message.id, seq=message.seq, sent_on=message.sent_on, sent_at=message.sent_at)
+    return {"id": message.id, "seq": message.seq, "sent_on": message.sent_on, "sent_at": message.sent_at}
 
 
 @router.post(
@@ -224,9 +223,9 @@ async def send_message(
     responses=problem_responses(401, 403, 404, 409, 422),
     summary="Give a colleague the content key, re-sealed by the client to their public key",
 )
-async def grant(case_id: uuid.UUID, body: GrantIn, user: CurrentStaff, service: CaseServiceDep, now: Now) -> GrantOut:
+async def grant(case_id: uuid.UUID, body: GrantIn, user: CurrentStaff, service: CaseServiceDep, now: Now) -> dict:
     grantee, key = await service.grant(user, case_id, body.grantee, body.fingerprint, body.sealed_key, now)
-    return GrantOut(grantee=grantee.username, fingerprint=key.recipient_fingerprint, granted_at=key.granted_at)
+    return {"grantee": grantee.username, "fingerprint": key.recipient_fingerprint, "granted_at": key.granted_at}
 
 
 @router.get(

@@ -82,6 +82,11 @@ def hkdf(key_material: bytes, info: bytes, length: int = 32, salt: bytes | None 
     )
 
 
+def public_key_text(raw: bytes) -> str:
+    """How a public key is written; for one already checked, without parsing it again."""
+    return PUBLIC_KEY_PREFIX + b64url_encode(raw)
+
+
 @dataclass(frozen=True)
 class PublicKey:
     raw: bytes
@@ -113,7 +118,7 @@ class PublicKey:
         return key
 
     def to_text(self) -> str:
-        return PUBLIC_KEY_PREFIX + b64url_encode(self.raw)
+        return public_key_text(self.raw)
 
     @property
     def fingerprint(self) -> str:

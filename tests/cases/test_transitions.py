@@ -531,10 +531,11 @@ async def test_feedback_counts_from_the_first_staff_message_after_acknowledgemen
 
 async def until_a_request_waits_on_a_lock(sessionmaker) -> None:
     async with sessionmaker() as session:
-        for _ in range(500):
+        for _ in range(1000):
             waiting = await session.scalar(sql(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             ))
+            await session.rollback()  # pg_stat_activity is read once per transaction
             if waiting:
                 return
             await asyncio.sleep(0.02)
