@@ -62,9 +62,9 @@ class CaseView:
 @dataclass(frozen=True)
 class CaseDetailView(CaseView):
     allowed_actions: list[Action]
-    content_key: CaseKey | None
-    messages: Sequence[tuple[CaseMessage, str | None]]
-    attachments: Sequence[CaseAttachment]
+    content_key: Row | None  # rows of case_keys, case_messages, case_attachments
+    messages: Sequence[tuple[Row, str | None]]
+    attachments: Sequence[Row]
     identified: bool
     identity_released_to_you: bool
 
