@@ -120,6 +120,7 @@ QUEUE_COLUMNS = (
     "acknowledge_due_on", "acknowledged_on", "feedback_due_on", "feedback_given_on", "resolution", "purged_on",
 )
 _CASES = Case.__table__.c
+_CASE_ROW = select(*Case.__table__.columns).where(_CASES.id == bindparam("case_id"))
 _QUEUE = (
     select(*(_CASES[name] for name in QUEUE_COLUMNS), StaffUser.__table__.c.username.label("assignee_username"))
     .select_from(Case.__table__.outerjoin(StaffUser.__table__, StaffUser.__table__.c.id == _CASES.assignee_id))
@@ -138,6 +139,10 @@ class CaseRepository:
 
     async def case(self, case_id: uuid.UUID, *, lock: bool = False) -> Case | None:
         return await self.session.get(Case, case_id, with_for_update=lock or None, populate_existing=lock)
+
+    async def case_row(self, case_id: uuid.UUID) -> Row | None:
+        """The case as a row (its attributes as on the entity), for reading only."""
+        return (await self.session.execute(_CASE_ROW, {"case_id": case_id})).one_or_none()
 
     async def queue(
         self, filters: CaseFilters, after: QueuePosition | None, limit: int, today: date

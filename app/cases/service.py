@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TypeVar
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +43,8 @@ from app.domain.triage import (
 )
 from app.drills.effects import ExternalEffect, ExternalEffects
 from app.staff.models import StaffUser
+
+CaseT = TypeVar("CaseT", Case, Row)
 
 STATS_ROLES = frozenset({Role.TRIAGE, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 CASE_ROLE_NAMES = ", ".join(sorted(role.value for role in CASE_ROLES))
@@ -123,10 +126,18 @@ class CaseService(Service):
             raise Forbidden(f"Cases are open to the roles {CASE_ROLE_NAMES} only.")
 
     async def visible_case(self, user: StaffUser, case_id: uuid.UUID, *, lock: bool = False) -> Case:
-        """The case, if this caller may see it. A case they may not see is "not found":
-        an investigator learns nothing about cases that are not theirs."""
+        """The case to change, if this caller may see it. A case they may not see is "not
+        found": an investigator learns nothing about cases that are not theirs."""
         self.require_case_role(user)
-        case = await self.repository.case(case_id, lock=lock)
+        return self._if_visible(user, await self.repository.case(case_id, lock=lock))
+
+    async def readable_case(self, user: StaffUser, case_id: uuid.UUID) -> Row:
+        """The case's row, to show and not to change, under the same rule."""
+        self.require_case_role(user)
+        return self._if_visible(user, await self.repository.case_row(case_id))
+
+    @staticmethod
+    def _if_visible(user: StaffUser, case: CaseT | None) -> CaseT:
         if case is None or not may_see_case(user.role_enum, case.assignee_id == user.id):
             raise NotFound("No case with this id is open to you.")
         return case
@@ -164,7 +175,7 @@ class CaseService(Service):
         return user.id if user else None
 
     async def detail(self, user: StaffUser, case_id: uuid.UUID, now: datetime) -> CaseDetailView:
-        case = await self.visible_case(user, case_id)
+        case = await self.readable_case(user, case_id)
         keys = await self.repository.staff_keys(case.id, user.id)
         # The key sealed to the caller's current public key first; after a key change,
         # the newest grant to an older one (the caller may still keep that private key).
@@ -188,13 +199,13 @@ class CaseService(Service):
         return view
 
     async def history(self, user: StaffUser, case_id: uuid.UUID) -> Sequence[tuple[CaseTransition, str, str, str | None]]:
-        case = await self.visible_case(user, case_id)
+        case = await self.readable_case(user, case_id)
         return await self.repository.history(case.id)
 
     async def attachment_chunks(
         self, user: StaffUser, case_id: uuid.UUID, attachment_id: uuid.UUID, now: datetime
     ) -> tuple[CaseAttachment, AsyncIterator[bytes]]:
-        case = await self.visible_case(user, case_id)
+        case = await self.readable_case(user, case_id)
         attachment = await self.content.attachment(case.id, attachment_id)
         if attachment is None:
             raise NotFound("This case has no such attachment.")
