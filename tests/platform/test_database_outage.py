@@ -3,6 +3,7 @@ retry (`Retry-After`, a problem document, no stack trace), never a 500."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -140,3 +141,23 @@ async def test_a_connection_lost_in_the_middle_of_a_request_gives_503(
     async with service_on(settings.with_database_url(fresh_database_url), add_route) as (client, _):
         assert_database_unavailable(await client.get("/_test/lose-connection"))
         assert (await client.get("/api/v1/intake/form")).status_code == 200
+
+
+async def test_connections_the_server_closed_while_idle_are_replaced_not_failed(
+    settings: Settings, fresh_database_url: str, postgres_server_url: str
+) -> None:
+    """A database restart or failover between requests ends every pooled connection; the
+    next requests get fresh ones instead of a 503."""
+    async with service_on(settings.with_database_url(fresh_database_url)) as (client, engine):
+        async with AsyncExitStack() as held:  # three connections in the pool
+            for _ in range(3):
+                await (await held.enter_async_context(engine.connect())).execute(text("SELECT 1"))
+        assert engine.pool.checkedin() == 3
+        name = make_url(fresh_database_url).database
+        await _admin(
+            postgres_server_url,
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+        )
+        await asyncio.sleep(0.3)  # the restart happened between requests, not during one
+        for _ in range(5):
+            assert (await client.get("/api/v1/intake/form")).status_code == 200
