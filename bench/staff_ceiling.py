@@ -5,15 +5,15 @@ and quotes product / ceiling.
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/cw_bench_x .venv/bin/python bench/staff_ceiling.py --port 8001
 
 What it keeps of the product: FastAPI and uvicorn run the same way as `cleanwindow serve`
-(`uvicorn.run(app, ...)` with the same options; loop and http "auto", which on this
-install, without uvloop or httptools, are asyncio and h11, as for the product); the
+(`uvicorn.run(app, ...)` with the same options; loop and http "auto", which with
+`uvicorn[standard]` installed are uvloop and httptools, as for the product); the
 settings (secret key, time zone, pool size, the same server settings on each connection);
 the pure domain functions (the token's HMAC, the audit entry's hash, the state machine,
 deadlines, base64url), so the answers are computed the same way. What it drops: the ORM
 (statements are the texts SQLAlchemy sends, copied from a capture of the product, with the
 same parameters), pydantic models (plain dicts and json.dumps), dependency injection
-beyond FastAPI's routing, the middleware stack, and SQLAlchemy's pool pre-ping (one `;`
-round trip per checkout in the product).
+beyond FastAPI's routing, and the middleware stack. Neither pings a pooled connection
+before use (the product stopped doing so; it discards the ones asyncpg knows closed).
 
 Paths: GET /api/v1/cases?limit=N (no filters), GET /api/v1/cases/{id},
 POST /api/v1/cases/{id}/transitions (no `accept` or `refer`: the bench acknowledges),

@@ -10,8 +10,7 @@ each and compares the statement lists (whitespace aside; the ceiling's BEGIN and
 which SQLAlchemy sends outside the cursor, left out) and, for the read paths, the JSON.
 Writes go to two different cases of the same kind, so their JSON differs by design; their
 statements must not. Exit status 1 on any difference. Loopback only; the database is
-dropped at the end. Not covered: SQLAlchemy's pool pre-ping (not a statement; the product
-pays it on each checkout, the ceiling does not).
+dropped at the end.
 """
 
 from __future__ import annotations

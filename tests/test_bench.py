@@ -224,3 +224,25 @@ def test_the_staff_benchmark_refuses_bad_arguments_before_starting_anything(
     )
     assert result.returncode != 0
     assert complaint in result.stderr
+
+
+def test_the_receipt_benchmark_compares_intake_with_the_bare_kdf(project_root: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "receipt_bench.py"),
+         "--slots", "1", "2", "--rounds", "1", "--seconds", "0.3", "--submissions", "2"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=project_root,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert [row.split("|")[1].strip() for row in rows] == ["1", "2"], result.stdout
+    assert all(row.rstrip(" |").endswith("| 0") for row in rows), result.stdout  # every report was a 201
+
+
+@pytest.mark.parametrize(("arguments", "complaint"), [(["--slots", "0"], "--slots"), (["--rounds", "0"], "--rounds")])
+def test_the_receipt_benchmark_refuses_bad_arguments(project_root: Path, arguments: list[str], complaint: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(project_root / "bench" / "receipt_bench.py"), *arguments],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    assert complaint in result.stderr
