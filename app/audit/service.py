@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import namedtuple
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Row, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,6 +58,8 @@ _TAKE_ENDED_WINDOWS = (
 )
 # A page is read as rows: a hundred entries loaded as objects cost more than the query.
 _PAGE = select(*_LOG.columns).order_by(_LOG.c.seq.desc())
+# ... as named tuples, whose attributes cost a fraction of a Row's to read.
+LogRow = namedtuple("LogRow", [column.name for column in _LOG.columns])
 
 class Actor(Protocol):
     """A staff account as the log names it (a StaffUser, or a login attempt's account)."""
@@ -164,8 +166,8 @@ class AuditLog:
         before_seq: int | None = None,
         case_id: uuid.UUID | None = None,
         action: str | None = None,
-    ) -> Sequence[Row]:
-        """Rows of the log's columns, newest first; the next page starts before the last
+    ) -> list[LogRow]:
+        """The log's rows, newest first; the next page starts before the last
         seq of this one."""
         query = _PAGE.limit(limit)
         if before_seq is not None:
@@ -174,7 +176,7 @@ class AuditLog:
             query = query.where(_LOG.c.case_id == case_id)
         if action is not None:
             query = query.where(_LOG.c.action == action)
-        return (await self.session.execute(query)).all()
+        return [LogRow._make(row) for row in await self.session.execute(query)]
 
     async def verify(self) -> Verification:
         # The head and the highest stored seq in one statement, so one snapshot: an append

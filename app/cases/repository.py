@@ -5,6 +5,7 @@ retention job's (`RetentionRepository`). Flushes at most; never commits."""
 from __future__ import annotations
 
 import uuid
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -119,6 +120,9 @@ QUEUE_COLUMNS = (
     "id", "state", "version", "channel", "category", "org_unit", "language", "shown_as_drill", "received_on",
     "acknowledge_due_on", "acknowledged_on", "feedback_due_on", "feedback_given_on", "resolution", "purged_on",
 )
+# A page's rows become named tuples: reading an attribute of one costs a fraction of
+# reading it from a SQLAlchemy Row, and a page reads about twenty of each of 50 rows.
+QueueRow = namedtuple("QueueRow", (*QUEUE_COLUMNS, "assignee_username"))
 _CASES = Case.__table__.c
 _CASE_ROW = select(*Case.__table__.columns).where(_CASES.id == bindparam("case_id"))
 _QUEUE = (
@@ -146,8 +150,8 @@ class CaseRepository:
 
     async def queue(
         self, filters: CaseFilters, after: QueuePosition | None, limit: int, today: date
-    ) -> Sequence[Row]:
-        """One page of the queue, oldest first: rows of `QUEUE_COLUMNS` and `assignee_username`.
+    ) -> list[QueueRow]:
+        """One page of the queue, oldest first.
 
         Keyset pagination: the next page starts strictly after the last (received_on, id)
         seen, so a page costs the same at the millionth case as at the first, and cases
@@ -173,7 +177,7 @@ class CaseRepository:
             query = query.where(_CASES.next_due_on.is_not(None), overdue_condition(today))
         elif filters.overdue is False:
             query = query.where(or_(_CASES.next_due_on.is_(None), not_(overdue_condition(today))))
-        return (await self.session.execute(query)).all()
+        return [QueueRow._make(row) for row in await self.session.execute(query)]
 
     async def staff_user(self, user_id: uuid.UUID | None) -> StaffUser | None:
         return None if user_id is None else await self.session.get(StaffUser, user_id)

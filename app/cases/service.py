@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import AuditLog
 from app.cases.attachment_store import AttachmentStore
 from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
-from app.cases.repository import CaseContentRepository, CaseFilters, CaseRepository, QueuePosition
+from app.cases.repository import CaseContentRepository, CaseFilters, CaseRepository, QueuePosition, QueueRow
 from app.context import AppContext, Service
 from app.domain import crypto
 from app.domain.audit import AuditAction
@@ -57,7 +57,7 @@ class NoContentKey(Conflict):
 
 @dataclass(frozen=True)
 class CaseView:
-    case: Case | Row  # the queue reads rows; a Row has the same attributes
+    case: Case | Row | QueueRow  # the queue reads named tuples, a case view a Row: the same attributes
     assignee: str | None
     overdue: bool
 
