@@ -70,14 +70,24 @@ async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
             row = (await connection.execute(text(
                 "SELECT id FROM cases WHERE assignee_id IS NOT NULL AND purged_on IS NULL ORDER BY id LIMIT 1"
             ))).one()
+            # Two open cases awaiting feedback: a staff message gives it, so the message
+            # path's conditional UPDATE of the case is compared too.
+            awaiting = [str(found[0]) for found in await connection.execute(text(
+                "SELECT id FROM cases WHERE acknowledged_on IS NOT NULL AND feedback_given_on IS NULL"
+                " AND state <> 'closed' AND purged_on IS NULL AND id <> ALL(CAST(:pool AS uuid[]))"
+                " ORDER BY id LIMIT 2"
+            ), {"pool": setup.key_pool})]
+        if len(awaiting) != 2:
+            raise SystemExit("the generated queue has no two open cases awaiting feedback (a bench bug)")
         assigned_case = str(row[0])
         async with engine.begin() as connection:
-            await connection.execute(text(
-                "INSERT INTO case_keys (id, case_id, recipient_kind, staff_user_id, recipient_fingerprint, sealed_key,"
-                " granted_at) VALUES (gen_random_uuid(), :case, 'staff', :user, :fingerprint, :sealed, now())"
-                " ON CONFLICT DO NOTHING"
-            ), {"case": assigned_case, "user": setup.triage_id, "fingerprint": setup.triage_fingerprint,
-                "sealed": bytes(crypto.SEALED_CONTENT_KEY_BYTES)})
+            for keyed_case in (assigned_case, *awaiting):
+                await connection.execute(text(
+                    "INSERT INTO case_keys (id, case_id, recipient_kind, staff_user_id, recipient_fingerprint,"
+                    " sealed_key, granted_at) VALUES (gen_random_uuid(), :case, 'staff', :user, :fingerprint,"
+                    " :sealed, now()) ON CONFLICT DO NOTHING"
+                ), {"case": keyed_case, "user": setup.triage_id, "fingerprint": setup.triage_fingerprint,
+                    "sealed": bytes(crypto.SEALED_CONTENT_KEY_BYTES)})
             await connection.execute(text(
                 "INSERT INTO case_messages (id, case_id, seq, author, staff_user_id, sent_on, sent_at, sealed_body,"
                 " seal_format) SELECT gen_random_uuid(), :case, 1, 'staff', id, current_date, now(), :body, 2"
@@ -109,28 +119,18 @@ async def compare(url: str, cases: int) -> dict[str, dict[str, Any]]:
             # Cases of one kind for each write, so that both sides take the same branch:
             # received cases whose feedback_due_on acknowledging today moves (months clamp
             # at their end: the 28th to the 30th of November all give 28 February), and
-            # open acknowledged cases awaiting feedback (a message gives it and clears
-            # next_due_on, which a closed case has cleared already), or else two that are not.
+            # the two open cases awaiting feedback found above (a message gives it).
             async with engine.connect() as connection:
                 received = [str(row[0]) for row in await connection.execute(text(
                     "SELECT id FROM cases WHERE state = 'received' AND (acknowledge_due_on + interval '3 months')::date"
                     " <> (CAST(:today AS date) + interval '3 months')::date ORDER BY id LIMIT 3"
                 ), {"today": today})]
-                awaiting = [str(row[0]) for row in await connection.execute(text(
-                    "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[]))"
-                    " AND acknowledged_on IS NOT NULL AND feedback_given_on IS NULL AND state <> 'closed'"
-                    " ORDER BY id LIMIT 2"
-                ), {"pool": setup.key_pool})]
-                not_awaiting = [str(row[0]) for row in await connection.execute(text(
-                    "SELECT id FROM cases WHERE id = ANY(CAST(:pool AS uuid[]))"
-                    " AND NOT (acknowledged_on IS NOT NULL AND feedback_given_on IS NULL) ORDER BY id DESC LIMIT 3"
-                ), {"pool": setup.key_pool})]
             history_case = received.pop()
             (await p.post(f"/api/v1/cases/{history_case}/transitions", headers=triage,
                           json={"action": "acknowledge", "expected_version": 1})).raise_for_status()
-            keyed = [case for case in setup.key_pool if case not in awaiting and case not in not_awaiting]
-            detail_case = keyed.pop() if keyed else not_awaiting.pop()
-            message_cases = awaiting if len(awaiting) == 2 else not_awaiting[:2]
+            keyed = list(setup.key_pool)  # the triage officer's keys; the grantee holds none yet
+            detail_case = keyed.pop()
+            message_cases = list(awaiting)
 
             def send(path: str, client: httpx.AsyncClient):
                 if path == "queue":

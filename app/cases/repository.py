@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import ColumnElement, Row, and_, bindparam, case, delete, exists, func, literal, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Row, and_, bindparam, case, delete, exists, func, literal, not_, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,6 +125,7 @@ QUEUE_COLUMNS = (
 QueueRow = namedtuple("QueueRow", (*QUEUE_COLUMNS, "assignee_username"))
 _CASES = Case.__table__.c
 _CASE_ROW = select(*Case.__table__.columns).where(_CASES.id == bindparam("case_id"))
+_CASE_ROW_FOR_UPDATE = _CASE_ROW.with_for_update()
 _QUEUE = (
     select(*(_CASES[name] for name in QUEUE_COLUMNS), StaffUser.__table__.c.username.label("assignee_username"))
     .select_from(Case.__table__.outerjoin(StaffUser.__table__, StaffUser.__table__.c.id == _CASES.assignee_id))
@@ -144,9 +145,16 @@ class CaseRepository:
     async def case(self, case_id: uuid.UUID, *, lock: bool = False) -> Case | None:
         return await self.session.get(Case, case_id, with_for_update=lock or None, populate_existing=lock)
 
-    async def case_row(self, case_id: uuid.UUID) -> Row | None:
-        """The case as a row (its attributes as on the entity), for reading only."""
-        return (await self.session.execute(_CASE_ROW, {"case_id": case_id})).one_or_none()
+    async def case_row(self, case_id: uuid.UUID, *, lock: bool = False) -> Row | None:
+        """The case as a row (its attributes as on the entity), not to be changed through
+        the ORM; with `lock`, its row stays locked until the transaction ends."""
+        statement = _CASE_ROW_FOR_UPDATE if lock else _CASE_ROW
+        return (await self.session.execute(statement, {"case_id": case_id})).one_or_none()
+
+    async def update_case(self, case_id: uuid.UUID, changes: dict[str, object]) -> None:
+        """Set these columns of a case read as a row (nothing when there is no change)."""
+        if changes:
+            await self.session.execute(update(Case.__table__).where(_CASES.id == case_id).values(changes))
 
     async def queue(
         self, filters: CaseFilters, after: QueuePosition | None, limit: int, today: date

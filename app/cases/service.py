@@ -131,10 +131,11 @@ class CaseService(Service):
         self.require_case_role(user)
         return self._if_visible(user, await self.repository.case(case_id, lock=lock))
 
-    async def readable_case(self, user: StaffUser, case_id: uuid.UUID) -> Row:
-        """The case's row, to show and not to change, under the same rule."""
+    async def readable_case(self, user: StaffUser, case_id: uuid.UUID, *, lock: bool = False) -> Row:
+        """The case's row under the same rule, to show, or with `lock` to add to (a message,
+        a grant) while no one else changes it."""
         self.require_case_role(user)
-        return self._if_visible(user, await self.repository.case_row(case_id))
+        return self._if_visible(user, await self.repository.case_row(case_id, lock=lock))
 
     @staticmethod
     def _if_visible(user: StaffUser, case: CaseT | None) -> CaseT:
@@ -292,7 +293,7 @@ class CaseService(Service):
 
     # --- writing sealed content -----------------------------------------------------
 
-    async def _require_key_holder(self, case: Case, user: StaffUser) -> None:
+    async def _require_key_holder(self, case: Case | Row, user: StaffUser) -> None:
         if not await self.repository.staff_keys(case.id, user.id):
             raise NoContentKey(
                 "You hold no key to this case, so nothing you seal could belong to it; ask a colleague who does for a grant."
@@ -301,7 +302,7 @@ class CaseService(Service):
     async def add_message(
         self, user: StaffUser, case_id: uuid.UUID, message_id: uuid.UUID, sealed_body: bytes, now: datetime
     ) -> CaseMessage:
-        case = await self.visible_case(user, case_id, lock=True)  # locked: message numbers stay unique
+        case = await self.readable_case(user, case_id, lock=True)  # locked: message numbers stay unique
         refuse_if_purged(case.purged_on, "This case takes no more messages")
         await self._require_key_holder(case, user)
         taken = Conflict("A message with this id exists; seal the message again under a new id.")
@@ -323,8 +324,11 @@ class CaseService(Service):
         if not await self.content.insert_message(message):  # the same id sent for another case at the same moment
             raise taken
         if case.acknowledged_on is not None and case.feedback_given_on is None:
-            case.feedback_given_on = message.sent_on
-            refresh_next_due(case)
+            given = dataclasses.replace(deadlines(case), feedback_given_on=message.sent_on)
+            changes: dict[str, object] = {"feedback_given_on": message.sent_on}
+            if given.next_due() != case.next_due_on:
+                changes["next_due_on"] = given.next_due()
+            await self.repository.update_case(case.id, changes)
         await self.audit.record(AuditAction.CASE_MESSAGE, now, user, case_id=case.id, message_id=str(message.id))
         return message
 
@@ -337,7 +341,7 @@ class CaseService(Service):
         sealed_key: bytes,
         now: datetime,
     ) -> tuple[StaffUser, CaseKey]:
-        case = await self.visible_case(user, case_id, lock=True)
+        case = await self.readable_case(user, case_id, lock=True)  # locked: its assignee and purge stay as checked
         refuse_if_purged(case.purged_on, "This case's key cannot be granted")
         await self._require_key_holder(case, user)
         grantee = await self.repository.staff_by_username(grantee_username.strip().lower())

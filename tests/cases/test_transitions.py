@@ -527,6 +527,14 @@ async def test_feedback_counts_from_the_first_staff_message_after_acknowledgemen
     message = {"id": str(uuid.uuid4()), "sealed_body": crypto.b64url_encode(b"y" * 60), "seal_format": 2}
     assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=message, headers=triage)).status_code == 201
     assert (await client.get(f"/api/v1/cases/{case.id}", headers=triage)).json()["feedback_given_on"] == organisation_today().isoformat()
+    async with sessionmaker() as session:
+        stored = await session.get(Case, case.id, populate_existing=True)
+        assert stored.next_due_on is None  # nothing left to wait for: out of the deadline queue
+        assert stored.next_due_on == deadlines(stored).next_due()
+    second = {**message, "id": str(uuid.uuid4())}
+    assert (await client.post(f"/api/v1/cases/{case.id}/messages", json=second, headers=triage)).status_code == 201
+    async with sessionmaker() as session:  # the first message gave the feedback; a later one does not move it
+        assert (await session.get(Case, case.id, populate_existing=True)).feedback_given_on == organisation_today()
 
 
 async def until_a_request_waits_on_a_lock(sessionmaker) -> None:
