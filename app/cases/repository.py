@@ -126,6 +126,16 @@ QueueRow = namedtuple("QueueRow", (*QUEUE_COLUMNS, "assignee_username"))
 _CASES = Case.__table__.c
 _CASE_ROW = select(*Case.__table__.columns).where(_CASES.id == bindparam("case_id"))
 _CASE_ROW_FOR_UPDATE = _CASE_ROW.with_for_update()
+# A case as a transition leaves it: its row with the changes applied.
+CaseRecord = namedtuple("CaseRecord", [column.name for column in Case.__table__.columns])
+_TRANSITIONS_TABLE = CaseTransition.__table__
+_INSERT_TRANSITION_COLUMNS = (
+    "case_id", "version", "action", "from_state", "to_state", "actor_id", "occurred_at", "reason", "resolution",
+    "assignee_id", "id",
+)
+_INSERT_TRANSITION = insert(_TRANSITIONS_TABLE).values(
+    {name: bindparam(name) for name in _INSERT_TRANSITION_COLUMNS}
+)
 _QUEUE = (
     select(*(_CASES[name] for name in QUEUE_COLUMNS), StaffUser.__table__.c.username.label("assignee_username"))
     .select_from(Case.__table__.outerjoin(StaffUser.__table__, StaffUser.__table__.c.id == _CASES.assignee_id))
@@ -142,14 +152,16 @@ class CaseRepository:
         row = (await self.session.execute(_IDENTITY_FLAGS, {"case_id": case_id, "user_id": user_id})).one()
         return {"identified": bool(row[0]), "identity_released_to_you": bool(row[1])}
 
-    async def case(self, case_id: uuid.UUID, *, lock: bool = False) -> Case | None:
-        return await self.session.get(Case, case_id, with_for_update=lock or None, populate_existing=lock)
-
     async def case_row(self, case_id: uuid.UUID, *, lock: bool = False) -> Row | None:
         """The case as a row (its attributes as on the entity), not to be changed through
         the ORM; with `lock`, its row stays locked until the transaction ends."""
         statement = _CASE_ROW_FOR_UPDATE if lock else _CASE_ROW
         return (await self.session.execute(statement, {"case_id": case_id})).one_or_none()
+
+    async def insert_transition(self, **values: object) -> None:
+        """One step of a case's history (the case row locked by the caller, so its
+        version is the next one)."""
+        await self.session.execute(_INSERT_TRANSITION, {**values, "id": uuid.uuid4()})
 
     async def update_case(self, case_id: uuid.UUID, changes: dict[str, object]) -> None:
         """Set these columns of a case read as a row (nothing when there is no change)."""

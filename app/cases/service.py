@@ -14,7 +14,6 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TypeVar
 
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.service import AuditLog
 from app.cases.attachment_store import AttachmentStore
 from app.cases.models import Case, CaseAttachment, CaseKey, CaseMessage, CaseTransition
-from app.cases.repository import CaseContentRepository, CaseFilters, CaseRepository, QueuePosition, QueueRow
+from app.cases.repository import (
+    CaseContentRepository,
+    CaseFilters,
+    CaseRecord,
+    CaseRepository,
+    QueuePosition,
+    QueueRow,
+)
 from app.context import AppContext, Service
 from app.domain import crypto
 from app.domain.audit import AuditAction
@@ -44,7 +50,6 @@ from app.domain.triage import (
 from app.drills.effects import ExternalEffect, ExternalEffects
 from app.staff.models import StaffUser
 
-CaseT = TypeVar("CaseT", Case, Row)
 
 STATS_ROLES = frozenset({Role.TRIAGE, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 CASE_ROLE_NAMES = ", ".join(sorted(role.value for role in CASE_ROLES))
@@ -57,7 +62,7 @@ class NoContentKey(Conflict):
 
 @dataclass(frozen=True)
 class CaseView:
-    case: Case | Row | QueueRow  # the queue reads named tuples, a case view a Row: the same attributes
+    case: Row | QueueRow | CaseRecord  # a row, or a named tuple of its columns: the same attributes
     assignee: str | None
     overdue: bool
 
@@ -93,12 +98,7 @@ def decode_cursor(cursor: str) -> QueuePosition:
         raise refused from error
 
 
-def refresh_next_due(case: Case) -> None:
-    """Call after anything a deadline depends on changed."""
-    case.next_due_on = deadlines(case).next_due()
-
-
-def deadlines(case: Case | Row) -> Deadlines:
+def deadlines(case: Case | Row | QueueRow | CaseRecord) -> Deadlines:
     """A case's deadline facts, from its row as the ORM loads it or as a query returns it."""
     return Deadlines(
         acknowledge_due_on=case.acknowledge_due_on,
@@ -125,26 +125,18 @@ class CaseService(Service):
         if user.role_enum not in CASE_ROLES:
             raise Forbidden(f"Cases are open to the roles {CASE_ROLE_NAMES} only.")
 
-    async def visible_case(self, user: StaffUser, case_id: uuid.UUID, *, lock: bool = False) -> Case:
-        """The case to change, if this caller may see it. A case they may not see is "not
-        found": an investigator learns nothing about cases that are not theirs."""
+    async def visible_case(self, user: StaffUser, case_id: uuid.UUID, *, lock: bool = False) -> Row:
+        """The case's row, if this caller may see it: to show, or with `lock` to change
+        while no one else can. A case they may not see is "not found": an investigator
+        learns nothing about cases that are not theirs."""
         self.require_case_role(user)
-        return self._if_visible(user, await self.repository.case(case_id, lock=lock))
-
-    async def readable_case(self, user: StaffUser, case_id: uuid.UUID, *, lock: bool = False) -> Row:
-        """The case's row under the same rule, to show, or with `lock` to add to (a message,
-        a grant) while no one else changes it."""
-        self.require_case_role(user)
-        return self._if_visible(user, await self.repository.case_row(case_id, lock=lock))
-
-    @staticmethod
-    def _if_visible(user: StaffUser, case: CaseT | None) -> CaseT:
+        case = await self.repository.case_row(case_id, lock=lock)
         if case is None or not may_see_case(user.role_enum, case.assignee_id == user.id):
             raise NotFound("No case with this id is open to you.")
         return case
 
     @staticmethod
-    def allowed_for(user: StaffUser, case: Case) -> list[Action]:
+    def allowed_for(user: StaffUser, case: Row | CaseRecord) -> list[Action]:
         if case.purged_on is not None:
             return []  # nothing is left to reopen, answer or share
         return allowed_actions(CaseState(case.state), user.role_enum, case.assignee_id == user.id)
@@ -176,7 +168,7 @@ class CaseService(Service):
         return user.id if user else None
 
     async def detail(self, user: StaffUser, case_id: uuid.UUID, now: datetime) -> CaseDetailView:
-        case = await self.readable_case(user, case_id)
+        case = await self.visible_case(user, case_id)
         keys = await self.repository.staff_keys(case.id, user.id)
         # The key sealed to the caller's current public key first; after a key change,
         # the newest grant to an older one (the caller may still keep that private key).
@@ -200,13 +192,13 @@ class CaseService(Service):
         return view
 
     async def history(self, user: StaffUser, case_id: uuid.UUID) -> Sequence[tuple[CaseTransition, str, str, str | None]]:
-        case = await self.readable_case(user, case_id)
+        case = await self.visible_case(user, case_id)
         return await self.repository.history(case.id)
 
     async def attachment_chunks(
         self, user: StaffUser, case_id: uuid.UUID, attachment_id: uuid.UUID, now: datetime
     ) -> tuple[CaseAttachment, AsyncIterator[bytes]]:
-        case = await self.readable_case(user, case_id)
+        case = await self.visible_case(user, case_id)
         attachment = await self.content.attachment(case.id, attachment_id)
         if attachment is None:
             raise NotFound("This case has no such attachment.")
@@ -233,37 +225,39 @@ class CaseService(Service):
 
         assignee = await self._assignee(request.assignee) if request.action is Action.ACCEPT else None
         today = organisation_date(now, self.zone)
+        after: dict[str, object] = {
+            # Only a closing action carries one; any other step leaves the case unresolved.
+            "resolution": request.resolution.value if request.resolution is not None else None,
+            "state": target.value,
+            # Retention counts from the last closing; a reopened case waits for the next one.
+            "closed_on": today if target is CaseState.CLOSED else None,
+            "version": case.version + 1,
+        }
         if request.action is Action.ACKNOWLEDGE:
-            case.acknowledged_on = today
-            case.feedback_due_on = feedback_due(case.acknowledge_due_on, today, self.feedback_months)
+            after["acknowledged_on"] = today
+            after["feedback_due_on"] = feedback_due(case.acknowledge_due_on, today, self.feedback_months)
         if assignee is not None:
-            case.assignee_id = assignee.id
+            after["assignee_id"] = assignee.id
         if request.action is Action.REOPEN:
             # Assessed afresh: the earlier investigator no longer holds the case (the
             # history keeps who did); `accept` assigns it again.
-            case.assignee_id = None
-        # Only a closing action carries one; any other step leaves the case unresolved.
-        case.resolution = request.resolution.value if request.resolution is not None else None
-        case.state = target.value
-        # Retention counts from the last closing; a reopened case waits for the next one.
-        case.closed_on = today if target is CaseState.CLOSED else None
-        case.version += 1
-        refresh_next_due(case)
-        self.session.add(
-            CaseTransition(
-                case_id=case.id,
-                version=case.version,
-                action=request.action.value,
-                from_state=source.value,
-                to_state=target.value,
-                actor_id=user.id,
-                occurred_at=now,
-                reason=request.reason,
-                resolution=case.resolution,
-                assignee_id=assignee.id if assignee else None,
-            )
+            after["assignee_id"] = None
+        moved = CaseRecord(**{**case._mapping, **after})
+        after["next_due_on"] = deadlines(moved).next_due()
+        moved = moved._replace(next_due_on=after["next_due_on"])
+        await self.repository.update_case(case.id, {name: value for name, value in after.items() if value != getattr(case, name)})
+        await self.repository.insert_transition(
+            case_id=case.id,
+            version=moved.version,
+            action=request.action.value,
+            from_state=source.value,
+            to_state=target.value,
+            actor_id=user.id,
+            occurred_at=now,
+            reason=request.reason,
+            resolution=moved.resolution,
+            assignee_id=assignee.id if assignee else None,
         )
-        await self.session.flush()
         if request.action is Action.REFER:
             # Staff make the referral themselves; for a drill case it is only recorded.
             await ExternalEffects(self.session).happen(ExternalEffect.REFERRAL, case.id, case.drill_campaign_id, now)
@@ -275,11 +269,11 @@ class CaseService(Service):
             action=request.action.value,
             from_state=source.value,
             to_state=target.value,
-            version=case.version,
-            resolution=case.resolution,
+            version=moved.version,
+            resolution=moved.resolution,
             assignee=assignee.username if assignee else None,
         )
-        return CaseView(case, await self._username(case.assignee_id), deadlines(case).overdue(today))
+        return CaseView(moved, await self._username(moved.assignee_id), deadlines(moved).overdue(today))
 
     async def _assignee(self, username: str | None) -> StaffUser:
         user = await self.repository.staff_by_username((username or "").strip().lower())
@@ -293,7 +287,7 @@ class CaseService(Service):
 
     # --- writing sealed content -----------------------------------------------------
 
-    async def _require_key_holder(self, case: Case | Row, user: StaffUser) -> None:
+    async def _require_key_holder(self, case: Row, user: StaffUser) -> None:
         if not await self.repository.staff_keys(case.id, user.id):
             raise NoContentKey(
                 "You hold no key to this case, so nothing you seal could belong to it; ask a colleague who does for a grant."
@@ -302,7 +296,7 @@ class CaseService(Service):
     async def add_message(
         self, user: StaffUser, case_id: uuid.UUID, message_id: uuid.UUID, sealed_body: bytes, now: datetime
     ) -> CaseMessage:
-        case = await self.readable_case(user, case_id, lock=True)  # locked: message numbers stay unique
+        case = await self.visible_case(user, case_id, lock=True)  # locked: message numbers stay unique
         refuse_if_purged(case.purged_on, "This case takes no more messages")
         await self._require_key_holder(case, user)
         taken = Conflict("A message with this id exists; seal the message again under a new id.")
@@ -341,7 +335,7 @@ class CaseService(Service):
         sealed_key: bytes,
         now: datetime,
     ) -> tuple[StaffUser, CaseKey]:
-        case = await self.readable_case(user, case_id, lock=True)  # locked: its assignee and purge stay as checked
+        case = await self.visible_case(user, case_id, lock=True)  # locked: its assignee and purge stay as checked
         refuse_if_purged(case.purged_on, "This case's key cannot be granted")
         await self._require_key_holder(case, user)
         grantee = await self.repository.staff_by_username(grantee_username.strip().lower())

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from app.cases.models import Case
-from app.cases.service import refresh_next_due
+from app.cases.service import deadlines
 from app.db.session import SessionMaker
 from app.domain import crypto
 from app.domain.clock import utc_now
@@ -53,7 +53,7 @@ def case_row(received_on: date | None = None, **overrides: Any) -> Case:
         values.setdefault("closed_on", values.get("acknowledged_on") or received_on)
     case = Case(**values)
     if "next_due_on" not in overrides:
-        refresh_next_due(case)  # as the service keeps it
+        case.next_due_on = deadlines(case).next_due()  # as the service keeps it
     return case
 
 
