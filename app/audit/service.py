@@ -61,6 +61,7 @@ _PAGE = select(*_LOG.columns).order_by(_LOG.c.seq.desc())
 # ... as named tuples, whose attributes cost a fraction of a Row's to read.
 LogRow = namedtuple("LogRow", [column.name for column in _LOG.columns])
 
+
 class Actor(Protocol):
     """A staff account as the log names it (a StaffUser, or a login attempt's account)."""
 
@@ -167,8 +168,7 @@ class AuditLog:
         case_id: uuid.UUID | None = None,
         action: str | None = None,
     ) -> list[LogRow]:
-        """The log's rows, newest first; the next page starts before the last
-        seq of this one."""
+        """The log's rows, newest first; the next page starts before the last seq of this one."""
         query = _PAGE.limit(limit)
         if before_seq is not None:
             query = query.where(_LOG.c.seq < before_seq)

@@ -50,7 +50,6 @@ from app.domain.triage import (
 from app.drills.effects import ExternalEffect, ExternalEffects
 from app.staff.models import StaffUser
 
-
 STATS_ROLES = frozenset({Role.TRIAGE, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN})
 CASE_ROLE_NAMES = ", ".join(sorted(role.value for role in CASE_ROLES))
 
@@ -243,9 +242,11 @@ class CaseService(Service):
             # history keeps who did); `accept` assigns it again.
             after["assignee_id"] = None
         moved = CaseRecord(**{**case._mapping, **after})
-        after["next_due_on"] = deadlines(moved).next_due()
-        moved = moved._replace(next_due_on=after["next_due_on"])
-        await self.repository.update_case(case.id, {name: value for name, value in after.items() if value != getattr(case, name)})
+        moved = moved._replace(next_due_on=deadlines(moved).next_due())
+        changed = {
+            name: getattr(moved, name) for name in (*after, "next_due_on") if getattr(moved, name) != getattr(case, name)
+        }
+        await self.repository.update_case(case.id, changed)
         await self.repository.insert_transition(
             case_id=case.id,
             version=moved.version,
