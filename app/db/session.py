@@ -113,8 +113,8 @@ def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     """A pooled connection the server ended while it sat idle (a restart, a failover, an
     administrator) is replaced before use: asyncpg saw the server close it, so asking
     costs no round trip. The pool retries the checkout with a new connection. A server
-    that vanished without closing anything is left to the TCP keepalives; a ping would
-    hang on it too."""
+    that vanished without closing anything is not found this way, nor was it by the ping
+    this replaces: both wait on TCP's retransmission timeout."""
     if record.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
 
