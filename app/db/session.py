@@ -112,9 +112,15 @@ def build_engine(settings: Settings) -> AsyncEngine:
 def _discard_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     """A pooled connection the server ended while it sat idle (a restart, a failover, an
     administrator) is replaced before use: asyncpg saw the server close it, so asking
-    costs no round trip. The pool retries the checkout with a new connection. A server
-    that vanished without closing anything is not found this way, nor was it by the ping
-    this replaces: both wait on TCP's retransmission timeout."""
+    costs no round trip. The pool retries the checkout with a new connection.
+
+    What the ping this replaces caught and this does not: a close the event loop has not
+    read yet (a restart in the very instant of the checkout), and a connection a
+    middlebox dropped silently that answers the next packet with a reset (the server's
+    keepalives every minute keep such state alive). Either costs that one request a 503
+    `database-unavailable` to retry, never a 500 or a half-written change, and SQLAlchemy
+    then replaces the whole pool. A server that vanished without a word is found by
+    neither: both wait on TCP."""
     if record.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
 
