@@ -180,11 +180,9 @@ AUDIT_APPEND_SQL = (
     "$7::VARCHAR, $8::VARCHAR, $9::UUID, $10::JSONB, $11::BYTEA, $12::BYTEA))\n "
     "UPDATE audit_head SET seq=$1::BIGINT, hash=$2::BYTEA WHERE audit_head.id = $13::SMALLINT"
 )
-ENDED_WINDOWS_SQL = (
-    "DELETE FROM audit_window_counts WHERE (audit_window_counts.action, audit_window_counts.window_start) IN "
-    "(SELECT audit_window_counts.action, audit_window_counts.window_start \nFROM audit_window_counts \n"
-    "WHERE audit_window_counts.window_start < $1::TIMESTAMP WITH TIME ZONE FOR UPDATE SKIP LOCKED) "
-    "RETURNING audit_window_counts.action, audit_window_counts.window_start, audit_window_counts.count"
+ENDED_WINDOWS_EXIST_SQL = (
+    "SELECT EXISTS (SELECT * \nFROM audit_window_counts \n"
+    "WHERE audit_window_counts.window_start < $1::TIMESTAMP WITH TIME ZONE) AS anon_1"
 )
 AUDIT_PAGE_SQL = (
     "SELECT audit_log.seq, audit_log.occurred_at, audit_log.action, audit_log.actor_id, audit_log.actor_username, "
@@ -632,13 +630,12 @@ def create_ceiling(settings: Settings, *, statements: list[str] | None = None) -
             user = await staff(connection, request, now)
             if Role(user["role"]) not in AUDIT_ROLES:
                 raise Forbidden("This needs one of the roles: admin, auditor.")
-            # The product writes ended counting windows in a transaction of its own, on a
-            # second connection, before it pages.
-            async with state["pool"].acquire() as own, own.transaction():
-                seconds = int(now.timestamp())
-                window = datetime.fromtimestamp(seconds - seconds % COUNTING_WINDOW_SECONDS, UTC)
-                if await own.fetch(ENDED_WINDOWS_SQL, window):
-                    raise Conflict("The ceiling does not write counted windows; use the product once first.")
+            # The product looks for ended counting windows and, when there are some,
+            # writes them in a transaction of its own before it pages.
+            seconds = int(now.timestamp())
+            window = datetime.fromtimestamp(seconds - seconds % COUNTING_WINDOW_SECONDS, UTC)
+            if await connection.fetchval(ENDED_WINDOWS_EXIST_SQL, window):
+                raise Conflict("The ceiling does not write counted windows; use the product once first.")
             rows = await connection.fetch(AUDIT_PAGE_SQL, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]

@@ -20,11 +20,14 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 AuditReader = Annotated[StaffUser, Depends(require_roles(Role.AUDITOR, Role.ADMIN))]
 
 
-async def write_ended_windows(_: AuditReader, context: ContextDep, now: Now) -> None:
+async def write_ended_windows(_: AuditReader, session: SessionDep, context: ContextDep, now: Now) -> None:
     """Counted events of ended hours are written before the log is read, in a short
-    transaction of its own (so a long verification does not hold the chain's head)."""
-    async with context.own_transaction() as session:
-        await AuditLog(session).write_ended_windows(now)
+    transaction of its own (so a long verification does not hold the chain's head). Most
+    reads find none to write and open no second transaction."""
+    if not await AuditLog(session).has_ended_windows(now):
+        return
+    async with context.own_transaction() as own:
+        await AuditLog(own).write_ended_windows(now)
 
 
 EndedWindowsWritten = Depends(write_ended_windows)

@@ -7,7 +7,7 @@ from collections import namedtuple
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, exists, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,6 +56,7 @@ _TAKE_ENDED_WINDOWS = (
     )
     .returning(_WINDOWS.c.action, _WINDOWS.c.window_start, _WINDOWS.c.count)
 )
+_ENDED_WINDOWS_EXIST = select(exists().where(_WINDOWS.c.window_start < bindparam("window_start")))
 # A page is read as rows: a hundred entries loaded as objects cost more than the query.
 _PAGE = select(*_LOG.columns).order_by(_LOG.c.seq.desc())
 # ... as named tuples, whose attributes cost a fraction of a Row's to read.
@@ -142,6 +143,11 @@ class AuditLog:
             )
         )
         await self.write_ended_windows(now)
+
+    async def has_ended_windows(self, now: datetime) -> bool:
+        """Whether a counted window ended before `now` waits to be written (a plain read,
+        no lock: a reader that misses one leaves it to the next or to the cleanup job)."""
+        return bool(await self.session.scalar(_ENDED_WINDOWS_EXIST, {"window_start": counting_window_start(now)}))
 
     async def write_ended_windows(self, now: datetime) -> int:
         """Append one entry per counted window that ended before `now` (dated `now`, the

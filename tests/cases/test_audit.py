@@ -313,6 +313,24 @@ async def test_parallel_failures_across_replicas_write_an_ended_hour_exactly_onc
     assert (await live.client.get("/api/v1/audit/verify", headers=auditor)).json()["ok"] is True
 
 
+async def test_reading_the_log_writes_the_hours_that_ended_with_no_event_since(client, staff, sessionmaker) -> None:
+    """No failure came after the hour ended, so nothing else wrote it: the auditor's read
+    does, once, before the page; a read with no ended hour writes nothing."""
+    auditor = await staff.headers_for(Role.AUDITOR)
+    quiet = await audit_actions(client, auditor)
+    assert await audit_actions(client, auditor) == quiet  # nothing ended: nothing written
+    hour = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    async with sessionmaker() as session:
+        session.add(AuditWindowCount(action="auth.login_failed_unknown_user", window_start=hour, count=7))
+        await session.commit()
+    first = [e for e in await audit_actions(client, auditor) if e["action"] == "auth.login_failed_unknown_user"]
+    assert [(e["details"]["count"], e["details"]["window_start"]) for e in first] == [(7, hour.isoformat())]
+    again = [e for e in await audit_actions(client, auditor) if e["action"] == "auth.login_failed_unknown_user"]
+    assert again == first  # written once
+    assert await counted_unknown_user_failures(sessionmaker) == 0
+    assert (await client.get("/api/v1/audit/verify", headers=auditor)).json()["ok"] is True
+
+
 async def test_failed_logins_on_real_accounts_are_still_logged_one_by_one(client, staff) -> None:
     auditor = await staff.headers_for(Role.AUDITOR)
     target = await staff.create(Role.TRIAGE)
