@@ -58,7 +58,13 @@ def embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> Iterator
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back
         # to a sensible folder; the warning would only confuse a newcomer.
         warnings.simplefilter("ignore")
-        import pgserver  # imported here: production images never start it
+        try:
+            import pgserver  # imported here: production images never start it
+        except ImportError:
+            raise EmbeddedPostgresError(
+                "DATABASE_URL is not set and the embedded PostgreSQL is not installed: set "
+                "DATABASE_URL, or install it with `pip install 'cleanwindow[embedded]'`"
+            ) from None
 
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with pgserver.PostgresServer._lock:  # the lock pgserver itself takes around its list
