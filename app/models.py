@@ -13,6 +13,7 @@ from app.cases.models import (
     DeadlineNotice,
 )
 from app.db.base import Base
+from app.db.migrations import schema_compatibility
 from app.drills.models import (
     DrillCampaign,
     DrillCampaignTransition,
@@ -53,4 +54,5 @@ __all__ = [
     "IntakeBudget",
     "StaffToken",
     "StaffUser",
+    "schema_compatibility",
 ]

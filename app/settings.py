@@ -303,6 +303,11 @@ class Settings(BaseSettings):
     pow_difficulty: int = Field(20, ge=0, le=32, validation_alias="POW_DIFFICULTY")
     recovery_public_key: str | None = Field(None, validation_alias="RECOVERY_PUBLIC_KEY")
 
+    # `serve` migrates the schema before it listens (the one-command first run, compose).
+    # Kubernetes turns it off: a migration Job runs as the database owner before the
+    # rollout, and the replicas connect as a role that may not change the schema.
+    migrate_on_start: bool = True
+
     database_pool_size: int = Field(10, ge=1, le=200)
     # How long a request waits for a database connection (a pooled one, or a new one to
     # the server) before it is answered 503 with Retry-After.

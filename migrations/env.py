@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from app.db.migrations import is_ours
+from app.db.migrations import is_ours, record_compatibility
 from app.models import Base
 
 config = context.config
@@ -46,6 +46,7 @@ def _run(connection: Connection) -> None:
     with context.begin_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
+        record_compatibility(connection, context.script)
 
 
 async def _run_async() -> None:

@@ -16,6 +16,11 @@ down_revision: str | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
+# True only if the code of the previous revision still runs on this schema (expand: add a
+# table, a nullable or defaulted column, an index; never drop, rename or tighten). While
+# it is true, old pods stay ready during a rolling deploy (docs/operations.md, "Upgrading").
+backward_compatible: bool = False
+
 
 def upgrade() -> None:
     ${upgrades if upgrades else "pass"}

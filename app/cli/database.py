@@ -70,17 +70,16 @@ def with_app_context(settings: Settings, action: Callable[..., Awaitable[T]]) ->
     """Run `action(context)` with the application context on the configured database
     (the embedded one migrated first; another one must already be at the head)."""
     from app.context import AppContext
-    from app.db.migrations import database_revision, head_revision, upgrade_database
+    from app.db.migrations import database_schema, upgrade_database
     from app.db.session import build_engine, build_sessionmaker
 
     async def run(url: str) -> T:
         if settings.database_url is None:
             await upgrade_database(url)  # the embedded database is ours to migrate
-        elif (found := await database_revision(url)) != head_revision():
-            raise fail(
-                f"the database schema is at {found or 'no revision'}, not at this version's "
-                f"{head_revision()}; if it is older, run `cleanwindow db upgrade` first"
-            )
+        elif not (check := await database_schema(url)).fit.runnable:
+            # A newer schema declared compatible is fine: a rolling deploy has migrated
+            # past this version (docs/operations.md, "Upgrading").
+            raise fail(check.explanation()[0].lower() + check.explanation()[1:].rstrip("."))
         connected = settings.with_database_url(url)
         engine = build_engine(connected)
         try:

@@ -44,7 +44,6 @@ def serve(
     import uvicorn
 
     from app.cli.database import database_url, load_settings, one_line_errors
-    from app.db.migrations import upgrade_database
     from app.main import create_app
     from app.platform.logging import configure_logging
 
@@ -59,7 +58,8 @@ def serve(
             settings = settings.model_copy(
                 update={"recovery_public_key": development_recovery_key(settings).to_text()}
             )
-        asyncio.run(upgrade_database(url))
+        if settings.migrate_on_start:
+            asyncio.run(migrate_unless_newer(url))
         # In development the jobs run in here, so that this one command starts everything;
         # production runs `cleanwindow worker` beside the web replicas.
         application = create_app(settings.with_database_url(url), run_jobs=settings.jobs_in_serve)
@@ -71,6 +71,21 @@ def serve(
             access_log=False,  # uvicorn's access log carries client addresses
             proxy_headers=False,  # nothing here reads the client address, forwarded or not
             server_header=False,
+        )
+
+
+async def migrate_unless_newer(url: str) -> None:
+    """Migrate a schema that is behind. One that is newer was migrated by a later release
+    during a rolling deploy: Alembic cannot upgrade from a revision it does not know, and
+    `/readyz` tells whether this version may serve on it."""
+    from app.db.migrations import SchemaFit, database_schema, upgrade_database
+
+    check = await database_schema(url)
+    if check.fit is SchemaFit.BEHIND:
+        await upgrade_database(url)
+    elif check.fit is not SchemaFit.CURRENT:
+        logging.getLogger("cleanwindow").warning(
+            "not migrating: %s", check.explanation(), extra={"schema_revision": check.found}
         )
 
 

@@ -11,9 +11,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
-from sqlalchemy import text
 
-from app.db.migrations import head_revision
+from app.db.migrations import check_schema
 from app.db.session import own_transaction
 from app.domain.errors import NotAuthenticated, NotFound
 from app.platform.metrics import exposition
@@ -30,6 +29,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     schema_revision: str
+    # "current", or "ahead, compatible" while a rolling deploy has migrated past this
+    # replica's code (docs/operations.md, "Upgrading").
+    schema_fit: str
 
 
 @router.get("/healthz", response_model=Health, summary="The process runs")
@@ -41,24 +43,23 @@ async def healthz() -> Health:
     "/readyz",
     response_model=Readiness,
     responses=problem_responses(503),
-    summary="The database answers and its schema is at the migration head",
+    summary="The database answers and this code may run on its schema",
+    description=(
+        "200 when the schema is at this version's migration head, or newer and declared "
+        "compatible with it (a rolling deploy); 503 when the database does not answer, the "
+        "schema is behind, or it is newer and incompatible."
+    ),
 )
 async def readyz(request: Request) -> Readiness | Response:
-    expected = head_revision()
     try:
         async with own_transaction(request.app.state.context.sessionmaker) as session:
-            found = await session.scalar(text("SELECT version_num FROM alembic_version"))
+            check = await check_schema(await session.connection())
     except Exception as error:  # any failure to reach or read the database means "not ready"
         logger.warning("readiness check failed", extra={"error_type": type(error).__name__})
         return problem_json(503, "The database does not answer.", title="Not ready")
-    if found != expected:
-        return problem_json(
-            503,
-            f"The database schema is at {found or 'no revision'}, not at {expected}; "
-            "run `cleanwindow db upgrade`.",
-            title="Not ready",
-        )
-    return Readiness(status="ready", schema_revision=found)
+    if not check.fit.runnable:
+        return problem_json(503, check.explanation(), title="Not ready")
+    return Readiness(status="ready", schema_revision=check.found, schema_fit=check.fit.value)
 
 
 _metrics_bearer = HTTPBearer(

@@ -31,17 +31,17 @@ async def test_healthz_answers_while_the_process_runs(client: httpx.AsyncClient)
 async def test_readyz_is_200_when_the_schema_is_at_head(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "schema_revision": head_revision()}
+    assert response.json() == {"status": "ready", "schema_revision": head_revision(), "schema_fit": "current"}
 
 
 async def test_readyz_is_503_when_the_schema_is_behind(
     client: httpx.AsyncClient, db_connection: AsyncConnection
 ) -> None:
-    await db_connection.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    await db_connection.execute(text("UPDATE alembic_version SET version_num = '4ca52d7fd92a'"))
     response = await client.get("/readyz")
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
-    assert "older" in response.json()["detail"]
+    assert "4ca52d7fd92a" in response.json()["detail"]
     assert "cleanwindow db upgrade" in response.json()["detail"]
 
 
