@@ -20,13 +20,14 @@ migrations, and fills it in SQL, deterministically:
   sealed apart (`case_identities`) with its identity key sealed to the reporter, the
   recovery key and one custodian;
 - `--attachments` files of `--attachment-kib` each, sealed in 64 KiB chunks exactly as
-  intake stores them (random bytes: ciphertext does not compress), on as many cases, to
+  intake stores them (random bytes, as incompressible as ciphertext), on as many cases, to
   measure what a stored byte of attachment costs.
 
 Then it runs VACUUM (ANALYZE) and prints, per table, rows, table (with TOAST) and index
-bytes, and per case; then times `pg_dump --format=custom` (compressed, the runbook's
-command) and `pg_restore --single-transaction` into a second database, with the
-PostgreSQL 16 binaries pgserver bundles. Both databases are dropped at the end.
+bytes, and per case; times the audit chain's check over the whole (real) chain; times
+`pg_dump --format=custom` at the default compression, then at levels 1 and 0, and
+`pg_restore --single-transaction` into a second database, with the PostgreSQL 16
+binaries pgserver bundles. Both databases are dropped at the end.
 """
 
 from __future__ import annotations
@@ -324,8 +325,10 @@ def mib(value: float) -> str:
     return f"{value / 2**20:,.1f}"
 
 
-def report(rows: list[dict], cases: int, attachments: int, dump_seconds: float, dump_bytes: int,
+def report(rows: list[dict], cases: int, attachments: int, dump: tuple[float, int],
+           other_dumps: dict[str, tuple[float, int]],
            restore_seconds: float, verification: dict[str, float]) -> str:
+    dump_seconds, dump_bytes = dump
     by_table = {row["table"]: row for row in rows}
     lines = ["| table | rows | rows per case | table MiB (with TOAST) | indexes MiB | total MiB | bytes per case |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -350,9 +353,11 @@ def report(rows: list[dict], cases: int, attachments: int, dump_seconds: float, 
         f"- attachments: {attachments:,} files, {mib(stored)} MiB of sealed chunks stored in {mib(files)} MiB "
         f"(x {files / stored:.3f})" if stored else "- attachments: none generated",
         f"- whole database {mib(whole['total'])} MiB",
-        f"- `pg_dump --format=custom` (compressed): {dump_seconds:.1f} s, {mib(dump_bytes)} MiB "
-        f"({dump_bytes / whole['total']:.2f} of the database: indexes are rebuilt, not dumped, and ciphertext "
-        "does not compress)",
+        f"- `pg_dump --format=custom` (gzip at its default level): {dump_seconds:.1f} s, {mib(dump_bytes)} MiB "
+        f"({dump_bytes / whole['total']:.2f} of the database: indexes are rebuilt, not dumped)",
+        *(f"- `pg_dump --format=custom --compress={level}`: {seconds:.1f} s, {mib(size)} MiB "
+          + ("(bytea is dumped as hex text: twice the ciphertext)" if level == "0" else "")
+          for level, (seconds, size) in other_dumps.items()),
         f"- `pg_restore --single-transaction` into a new database: {restore_seconds:.1f} s",
         "- the largest indexes, bytes per case: " + ", ".join(
             f"`{name}` {size / cases:,.0f}" for name, size in whole["index_sizes"][:10]
@@ -385,16 +390,26 @@ def main() -> None:
     with database_server(args.database_url) as server, tempfile.TemporaryDirectory(prefix="cw-size-") as folder:
         source, target = f"cw_size_{secrets.token_hex(4)}", f"cw_size_restored_{secrets.token_hex(4)}"
         asyncio.run(admin(server, f'CREATE DATABASE "{source}"'))
+        log(f"created database {source}")
         try:
             url = database_url_named(server, source)
             asyncio.run(fill(url, args.cases, args.attachments, args.attachment_kib, today))
             rows = asyncio.run(sizes(url))
             log("timing the audit chain's check")
             verification = asyncio.run(verification_cost(url))
-            dump_file = Path(folder) / "size.dump"
+            dump_file, plain_file = Path(folder) / "size.dump", Path(folder) / "size-other.dump"
             log("pg_dump --format=custom")
             dump_seconds = timed([pg_tool("pg_dump"), "--format=custom", f"--file={dump_file}"], libpq_env(url))
+            other_dumps = {}
+            for level in ("1", "0"):
+                log(f"pg_dump --format=custom --compress={level}")
+                seconds = timed(
+                    [pg_tool("pg_dump"), "--format=custom", f"--compress={level}", f"--file={plain_file}"],
+                    libpq_env(url),
+                )
+                other_dumps[level] = (seconds, plain_file.stat().st_size)
             asyncio.run(admin(server, f'CREATE DATABASE "{target}"'))
+            log(f"created database {target}")
             log("pg_restore --single-transaction")
             restore_seconds = timed(
                 [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error",
@@ -405,8 +420,10 @@ def main() -> None:
         finally:
             asyncio.run(admin(server, f'DROP DATABASE IF EXISTS "{source}" WITH (FORCE)',
                               f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
-            log("dropped the databases")
-    print(report(rows, args.cases, args.attachments, dump_seconds, dump_size, restore_seconds, verification))
+            log(f"dropped database {source}")
+            log(f"dropped database {target}")
+    print(report(rows, args.cases, args.attachments, (dump_seconds, dump_size), other_dumps,
+                 restore_seconds, verification))
 
 
 if __name__ == "__main__":
