@@ -37,6 +37,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -285,8 +286,8 @@ async def sizes(url: str) -> list[dict[str, int | str]]:
                 ))).one()
                 rows.append({"table": table, "rows": row.rows_, "heap": row.heap, "indexes": row.indexes, "total": row.total})
             indexes = (await connection.execute(text(
-                "SELECT indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes "
-                "WHERE relname = ANY(:tables) ORDER BY 2 DESC"
+                "SELECT relname, indexrelname, pg_relation_size(indexrelid) FROM pg_stat_user_indexes "
+                "WHERE relname = ANY(:tables) ORDER BY 3 DESC"
             ), {"tables": TABLES[:7]})).all()
             database = await connection.scalar(text("SELECT pg_database_size(current_database())"))
             stored = await connection.scalar(text("SELECT coalesce(sum(stored_bytes), 0) FROM case_attachments"))
@@ -360,7 +361,10 @@ def report(rows: list[dict], cases: int, attachments: int, dump: tuple[float, in
           for level, (seconds, size) in other_dumps.items()),
         f"- `pg_restore --single-transaction` into a new database: {restore_seconds:.1f} s",
         "- the largest indexes, bytes per case: " + ", ".join(
-            f"`{name}` {size / cases:,.0f}" for name, size in whole["index_sizes"][:10]
+            f"`{name}` {size / cases:,.0f}" for _, name, size in whole["index_sizes"][:8]
+        ),
+        "- `cases`' indexes, bytes per case: " + ", ".join(
+            f"`{name}` {size / cases:,.0f}" for table, name, size in whole["index_sizes"] if table == "cases"
         ),
         f"- the audit chain's check (`audit.verify`, `GET /audit/verify`) over {verification['entries']:,} entries: "
         f"{verification['entries'] * verification['wall_per_entry']:.1f} s, "
@@ -370,7 +374,12 @@ def report(rows: list[dict], cases: int, attachments: int, dump: tuple[float, in
     return "\n".join(lines)
 
 
+def stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # the finally below drops the databases
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, stop)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="a loopback PostgreSQL server where the bench may create and drop "
                         "databases (e.g. postgresql://postgres@127.0.0.1:5432/postgres); default: an embedded one")
