@@ -80,7 +80,7 @@ def libpq_env(async_url: str) -> dict[str, str]:
 
 def dump(database_url: str, out: Path) -> None:
     # Uncompressed here so that the search for plaintext below reads the rows themselves;
-    # the runbook's dumps are compressed (pg_dump's default for the custom format).
+    # the runbook's dumps are compressed (`--compress=1`), which changes nothing restored.
     result = subprocess.run(
         [pg_binary("pg_dump"), "--format=custom", "--compress=0", f"--file={out}"],
         env=libpq_env(database_url), capture_output=True, text=True, timeout=120,
