@@ -260,9 +260,10 @@ class RoundRobinProxy:
             self._loop.run_forever()
         finally:
             server.close()
-            for task in asyncio.all_tasks(self._loop):
+            relays = asyncio.all_tasks(self._loop)
+            for task in relays:
                 task.cancel()
-            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.run_until_complete(asyncio.gather(*relays, return_exceptions=True))
             self._loop.close()
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
@@ -386,12 +387,19 @@ class OwnPostgres:
         self.socket_dir.mkdir()
         if os.geteuid() == 0:
             import pwd
+            import stat
 
-            from pgserver.utils import ensure_prefix_permissions, ensure_user_exists
+            from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
 
             self.user = "pgserver"
             ensure_user_exists(self.user)
+            # What pgserver does before it starts a server as that user: the binaries and
+            # the data folder's parents readable and traversable.
             ensure_prefix_permissions(self.pgdata)
+            ensure_prefix_permissions(self.bin)
+            readable = stat.S_IRGRP | stat.S_IROTH
+            ensure_folder_permissions(self.bin, readable | stat.S_IXGRP | stat.S_IXOTH)
+            ensure_folder_permissions(self.bin.parent / "lib", readable)
             account = pwd.getpwnam(self.user)
             for path in (self.folder, self.pgdata, self.socket_dir):
                 os.chown(path, account.pw_uid, account.pw_gid)
