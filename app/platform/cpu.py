@@ -11,10 +11,12 @@ service stays responsive.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from app.domain.errors import ServiceBusy
@@ -25,8 +27,38 @@ RunInSlot = Callable[..., Awaitable[Any]]
 _executor: ThreadPoolExecutor | None = None
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> int | None:
+    """The CPUs a container may use by its CPU limit (cgroup v2 `cpu.max`, or v1's CFS
+    quota), rounded up; None when unlimited or unreadable. `os.cpu_count()` reports the
+    node's cores, so a one-CPU pod on a 32-core node would otherwise run four hashes at
+    once, four times the memory and each hash four times slower under throttling."""
+    try:
+        quota, _, period = (root / "cpu.max").read_text().partition(" ")
+        if quota.strip() != "max":
+            return max(1, math.ceil(int(quota) / int(period)))
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return max(1, math.ceil(quota_us / period_us)) if quota_us > 0 and period_us > 0 else None
+
+
+def usable_cpus(root: Path = CGROUP_ROOT) -> int:
+    """The cores this process may run on (its affinity), within its container's limit."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = cgroup_cpu_limit(root)
+    return max(1, min(available, limit) if limit is not None else available)
+
+
 def default_slots() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))
+    return max(1, min(usable_cpus(), 4))
 
 
 def _shared_executor() -> ThreadPoolExecutor:
