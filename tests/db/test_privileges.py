@@ -401,14 +401,18 @@ async def test_the_commands_refuse_a_missing_role_a_superuser_and_an_owner_in_on
         await _admin(fresh_database_url, f'ALTER FUNCTION audit_head_only_advances() OWNER TO "{make_url(fresh_database_url).username}"')
         await _admin(postgres_server_url, f'DROP ROLE "{owner_group}"')
 
-    superuser = f"cw_super_{secrets.token_hex(4)}"
-    await _admin(postgres_server_url, f'CREATE ROLE "{superuser}" SUPERUSER')
+    superuser, role_maker = f"cw_super_{secrets.token_hex(4)}", f"cw_maker_{secrets.token_hex(4)}"
+    await _admin(postgres_server_url, f'CREATE ROLE "{superuser}" SUPERUSER', f'CREATE ROLE "{role_maker}" CREATEROLE')
     try:
         assert_one_line_refusal(
             run_cli("db", "grant", superuser, database_url=fresh_database_url), f"role '{superuser}' is a superuser"
         )
+        assert_one_line_refusal(
+            run_cli("db", "grant", role_maker, database_url=fresh_database_url), f"role '{role_maker}' has CREATEROLE"
+        )
+        await assert_nothing_granted(fresh_database_url, role_maker)
     finally:
-        await _admin(postgres_server_url, f'DROP ROLE "{superuser}"')
+        await _admin(postgres_server_url, f'DROP ROLE "{superuser}"', f'DROP ROLE "{role_maker}"')
 
     granted = run_cli("db", "grant", service_role.name, database_url=fresh_database_url)
     assert granted.returncode == 0, granted.stderr
@@ -440,12 +444,25 @@ def role_env(database_url: str, data_dir: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 async def test_after_upgrade_with_grant_on_an_empty_database_the_role_serves_and_works(
-    empty_database_url: str, service_role: ServiceRole, tmp_path: Path
+    empty_database_url: str, service_role: ServiceRole, postgres_server_url: str, tmp_path: Path
 ) -> None:
-    upgraded = run_cli("db", "upgrade", "--grant-to", service_role.name, database_url=empty_database_url)
-    assert upgraded.returncode == 0, upgraded.stderr
-    assert "database schema at revision" in upgraded.stdout
-    assert f"role '{service_role.name}' now has exactly the service's privileges" in upgraded.stdout
+    # As in production: the database belongs to an owner role that is no superuser.
+    owner = ServiceRole(f"cw_owner_{secrets.token_hex(5)}")
+    name = make_url(empty_database_url).database
+    await _admin(postgres_server_url, f'CREATE ROLE "{owner.name}" LOGIN', f'ALTER DATABASE "{name}" OWNER TO "{owner.name}"')
+    try:
+        upgraded = run_cli("db", "upgrade", "--grant-to", service_role.name, database_url=owner.url(empty_database_url))
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert "database schema at revision" in upgraded.stdout
+        assert f"role '{service_role.name}' now has exactly the service's privileges" in upgraded.stdout
+        await serve_and_work_as(service_role, empty_database_url, tmp_path)
+    finally:
+        server_user = make_url(postgres_server_url).username
+        await _admin(empty_database_url, f'REASSIGN OWNED BY "{owner.name}" TO "{server_user}"')
+        await _admin(postgres_server_url, f'DROP ROLE "{owner.name}"')
+
+
+async def serve_and_work_as(service_role: ServiceRole, empty_database_url: str, tmp_path: Path) -> None:
 
     # `serve` as the role: its migration step finds the head and changes nothing, the web
     # app and development's in-process worker run on the role's connections.
