@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -86,6 +87,10 @@ class _Object:
     current: frozenset[str]
     grantable: frozenset[str]
 
+    @classmethod
+    def of(cls, kind: str, sql_name: str, expected: frozenset[str], acl_row: Any) -> _Object:
+        return cls(kind, sql_name, expected, frozenset(acl_row.current), frozenset(acl_row.grantable))
+
     def statements(self, role: str) -> list[str]:
         on = f"ON {self.kind} {self.sql_name}"
         result = []
@@ -112,13 +117,15 @@ class PrivilegeChanges:
         scope = f"{self.tables} tables, {self.sequences} sequences, {self.functions} functions"
         if not self.statements:
             return f"role {self.role!r} already has exactly the service's privileges ({scope})"
-        return f"role {self.role!r} now has exactly the service's privileges ({scope}; {len(self.statements)} statements)"
+        done = f"{len(self.statements)} statements"
+        return f"role {self.role!r} now has exactly the service's privileges ({scope}; {done})"
 
 
 # The role's own grants on an object (aclexplode of its ACL): privilege names, and those
 # it may pass on.
 _OWN = """
-    coalesce((SELECT array_agg(a.privilege_type::text) FROM aclexplode({acl}) a WHERE a.grantee = CAST(:role AS oid)), '{{}}') AS current,
+    coalesce((SELECT array_agg(a.privilege_type::text) FROM aclexplode({acl}) a
+              WHERE a.grantee = CAST(:role AS oid)), '{{}}') AS current,
     coalesce((SELECT array_agg(a.privilege_type::text) FROM aclexplode({acl}) a
               WHERE a.grantee = CAST(:role AS oid) AND a.is_grantable), '{{}}') AS grantable
 """
@@ -186,7 +193,8 @@ _EFFECTIVE_TABLES = text(
 _EFFECTIVE_SEQUENCES = text(
     """
     SELECT c.relname, p.privilege FROM pg_class c, unnest(CAST(:privileges AS text[])) AS p(privilege)
-    WHERE c.relnamespace = CAST(:schema AS oid) AND c.relkind = 'S' AND has_sequence_privilege(CAST(:role AS oid), c.oid, p.privilege)
+    WHERE c.relnamespace = CAST(:schema AS oid) AND c.relkind = 'S'
+      AND has_sequence_privilege(CAST(:role AS oid), c.oid, p.privilege)
     """
 )
 _CREATE_ANYWHERE = text(
@@ -209,9 +217,13 @@ async def grant_service_role(connection: AsyncConnection, role_name: str) -> Pri
     if schema is None:
         raise RoleRefused("the connection has no current schema (search_path); nothing to grant")
     if role.rolsuper:
-        raise RoleRefused(f"role {role_name!r} is a superuser, so it could drop the audit log's triggers; use an ordinary role")
+        raise RoleRefused(
+            f"role {role_name!r} is a superuser, so it could drop the audit log's triggers; use an ordinary role"
+        )
     if role.rolcreaterole:
-        raise RoleRefused(f"role {role_name!r} has CREATEROLE, so it could make itself a member of the owner; use an ordinary role")
+        raise RoleRefused(
+            f"role {role_name!r} has CREATEROLE, so it could make itself a member of the owner; use an ordinary role"
+        )
     ids = {"role": role.oid, "schema": schema.oid}
     owned = (await connection.execute(_OWNED, ids)).one_or_none()
     if owned is not None:
@@ -224,7 +236,7 @@ async def grant_service_role(connection: AsyncConnection, role_name: str) -> Pri
     changes = PrivilegeChanges(role=role_name)
     objects: list[_Object] = []
     acl = (await connection.execute(_SCHEMA_ACL, ids)).one()
-    objects.append(_Object("SCHEMA", quote(schema.nspname), SCHEMA_PRIVILEGES, frozenset(acl.current), frozenset(acl.grantable)))
+    objects.append(_Object.of("SCHEMA", quote(schema.nspname), SCHEMA_PRIVILEGES, acl))
 
     insertable: set[str] = set()
     usable_sequences: set[str] = set()
@@ -232,11 +244,11 @@ async def grant_service_role(connection: AsyncConnection, role_name: str) -> Pri
         expected = table_privileges(row.relname)
         if "INSERT" in expected:
             insertable.add(row.relname)
-        objects.append(_Object("TABLE", qualified + quote(row.relname), expected, frozenset(row.current), frozenset(row.grantable)))
+        objects.append(_Object.of("TABLE", qualified + quote(row.relname), expected, row))
         changes.tables += 1
     for row in await connection.execute(_SEQUENCES, ids):
         expected = SEQUENCE_PRIVILEGES if row.owning_table in insertable else frozenset()
-        objects.append(_Object("SEQUENCE", qualified + quote(row.relname), expected, frozenset(row.current), frozenset(row.grantable)))
+        objects.append(_Object.of("SEQUENCE", qualified + quote(row.relname), expected, row))
         if expected:
             usable_sequences.add(row.relname)
             changes.sequences += 1
@@ -245,7 +257,7 @@ async def grant_service_role(connection: AsyncConnection, role_name: str) -> Pri
         called = row.proname.startswith(JOB_QUEUE_PREFIX) and not row.is_trigger
         expected = FUNCTION_PRIVILEGES if called else frozenset()
         # regprocedure's text quotes the name and argument types as SQL needs them.
-        objects.append(_Object("ROUTINE", row.signature, expected, frozenset(row.current), frozenset(row.grantable)))
+        objects.append(_Object.of("ROUTINE", row.signature, expected, row))
         changes.functions += called
 
     grantee = quote(role_name)
@@ -254,9 +266,8 @@ async def grant_service_role(connection: AsyncConnection, role_name: str) -> Pri
     # The service needs no grant on a column of its own: table-wide ones cover it, and one
     # left over could let it change a column of a table it may only read.
     for row in await connection.execute(_COLUMN_GRANTS, ids):
-        changes.statements.append(
-            f"REVOKE {row.privilege} ({quote(row.attname)}) ON TABLE {qualified + quote(row.relname)} FROM {grantee} CASCADE"
-        )
+        table = qualified + quote(row.relname)
+        changes.statements.append(f"REVOKE {row.privilege} ({quote(row.attname)}) ON TABLE {table} FROM {grantee} CASCADE")
     for statement in changes.statements:
         await connection.execute(text(statement))
 
@@ -288,7 +299,9 @@ async def _refuse_what_remains(
             raise RoleRefused(f"role {role_name!r} still has {privilege} on sequence {relname!r} {through}")
     create = (await connection.execute(_CREATE_ANYWHERE, ids)).one()
     if create.in_schema:
-        raise RoleRefused(f"role {role_name!r} can still CREATE in the schema {through} (e.g. REVOKE CREATE ON SCHEMA ... FROM PUBLIC)")
+        raise RoleRefused(
+            f"role {role_name!r} can still CREATE in the schema {through} (e.g. REVOKE CREATE ON SCHEMA ... FROM PUBLIC)"
+        )
     # A schema of its own named like the role would come first in the default search_path
     # ("$user", public) and shadow the service's tables in every one of its sessions.
     if create.in_database:

@@ -512,3 +512,17 @@ async def serve_and_work_as(service_role: ServiceRole, empty_database_url: str, 
     assert exit_code == 0, logged[-3000:]
     assert "permission denied" not in logged and "must be owner" not in logged, logged[-3000:]
     assert not [line for line in logged.splitlines() if '"level": "ERROR"' in line], logged[-3000:]
+
+
+async def test_a_role_name_that_needs_quoting_is_granted_as_named(fresh_database_url: str, postgres_server_url: str) -> None:
+    name = f'cw app"; DROP TABLE cases; -- {secrets.token_hex(3)}'
+    quoted = '"' + name.replace('"', '""') + '"'
+    await _admin(postgres_server_url, f"CREATE ROLE {quoted}")
+    try:
+        assert (await grant_database(fresh_database_url, name)).statements
+        assert (await grant_database(fresh_database_url, name)).statements == []
+        found = await effective_table_privileges(fresh_database_url, name)
+        assert found == expected_privileges(set(found)) and "cases" in found
+    finally:
+        await _admin(fresh_database_url, f"DROP OWNED BY {quoted}")
+        await _admin(postgres_server_url, f"DROP ROLE {quoted}")
