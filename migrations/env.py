@@ -12,15 +12,11 @@ from alembic import context
 from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from app.db.migrations import is_ours, record_compatibility
+from app.db.migrations import MIGRATION_LOCK_KEY, is_ours, record_compatibility
 from app.models import Base
 
 config = context.config
 target_metadata = Base.metadata
-
-# Several replicas may start at once and each applies migrations; the lock makes the
-# others wait and then find nothing left to do.
-MIGRATION_LOCK_KEY = 0x636C65616E77  # "cleanw"
 
 
 def _database_url() -> str:

@@ -64,6 +64,7 @@ cli.add_typer(drills.drills_cli, name="drills")
 cli.add_typer(identity.identity_cli, name="identity")
 
 db_cli.command("upgrade")(server.db_upgrade)
+db_cli.command("grant")(server.db_grant)
 users_cli.command("create", rich_help_panel=ON_THIS_MACHINE)(server.users_create)
 users_cli.command("unlock", rich_help_panel=ON_THIS_MACHINE)(server.users_unlock)
 users_cli.command("list", rich_help_panel=ON_THE_SERVER)(admin.users_list)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.client.errors import fail
+from app.db.privileges import RoleRefused
 from app.domain.errors import DomainError
 from app.settings import Settings
 
@@ -31,6 +32,8 @@ def one_line_errors() -> Iterator[None]:
         yield
     except DomainError as error:
         raise fail(error.detail) from None
+    except RoleRefused as error:
+        raise fail(f"nothing was changed: {error}") from None
     except (OSError, SQLAlchemyError) as error:
         reason = getattr(error, "orig", None) or error
         raise fail(f"cannot use the database: {type(reason).__name__}: {reason}".splitlines()[0]) from None

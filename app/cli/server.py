@@ -136,7 +136,15 @@ def keys_generate(
     typer.echo(f"private key written to {out}; fingerprint {key.public_key.fingerprint}", err=True)
 
 
-def db_upgrade() -> None:
+GRANT_TO_HELP = (
+    "After migrating, in the same transaction, give this existing role exactly what the "
+    "service and the worker need (and take back anything more); it must own nothing."
+)
+
+
+def db_upgrade(
+    grant_to: str | None = typer.Option(None, "--grant-to", metavar="ROLE", help=GRANT_TO_HELP),
+) -> None:
     """Migrate the database named by DATABASE_URL (or the embedded one) to the head."""
     import asyncio
 
@@ -145,9 +153,25 @@ def db_upgrade() -> None:
 
     settings = load_settings()
     with one_line_errors(), database_url(settings) as url:
-        asyncio.run(upgrade_database(url))
+        changes = asyncio.run(upgrade_database(url, grant_to=grant_to))
         revision = asyncio.run(database_revision(url))
     typer.echo(f"database schema at revision {revision}")
+    if changes is not None:
+        typer.echo(changes.summary())
+
+
+def db_grant(role: str = typer.Argument(..., help="The existing role the service and the worker connect as.")) -> None:
+    """Give ROLE exactly what the service and the worker need on the database as it stands
+    (and take back anything more); `db upgrade --grant-to ROLE` does this after migrating."""
+    import asyncio
+
+    from app.cli.database import database_url, load_settings, one_line_errors
+    from app.db.migrations import grant_database
+
+    settings = load_settings()
+    with one_line_errors(), database_url(settings) as url:
+        changes = asyncio.run(grant_database(url, role))
+    typer.echo(changes.summary())
 
 
 def read_new_password() -> str:

@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
@@ -28,7 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from app.db.base import Base
 
+if TYPE_CHECKING:
+    from app.db.privileges import PrivilegeChanges
+
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+# Several replicas may start at once and each applies migrations; this transaction-level
+# advisory lock makes the others wait and then find nothing left to do. Granting the
+# service's role takes it too (app/db/privileges.py).
+MIGRATION_LOCK_KEY = 0x636C65616E77  # "cleanw"
 
 # Written by migrations/env.py, one row per schema revision ever reached.
 schema_compatibility = Table(
@@ -197,11 +206,33 @@ async def downgrade(connection: AsyncConnection, revision: str) -> None:
     await connection.run_sync(_downgrade_on, revision)
 
 
-async def upgrade_database(database_url: str, revision: str = "head") -> None:
+async def upgrade_database(
+    database_url: str, revision: str = "head", *, grant_to: str | None = None
+) -> PrivilegeChanges | None:
+    """Migrate; with `grant_to`, then give that role the service's privileges in the same
+    transaction, so that a refused role leaves the database as it was and the service's
+    role never sees a table it may not yet use."""
     engine = create_async_engine(database_url, hide_parameters=True)
     try:
         async with engine.begin() as connection:
             await upgrade(connection, revision)
+            if grant_to is None:
+                return None
+            from app.db.privileges import grant_service_role
+
+            return await grant_service_role(connection, grant_to)
+    finally:
+        await engine.dispose()
+
+
+async def grant_database(database_url: str, role: str) -> PrivilegeChanges:
+    """Give `role` the service's privileges on the database as it stands, in one transaction."""
+    from app.db.privileges import grant_service_role
+
+    engine = create_async_engine(database_url, hide_parameters=True)
+    try:
+        async with engine.begin() as connection:
+            return await grant_service_role(connection, role)
     finally:
         await engine.dispose()
 
