@@ -527,6 +527,8 @@ def test_the_policies_allow_the_paths_the_service_needs_and_no_others(objects: l
         )
     for port in (25, 465, 587, 443):
         assert reaches_outside(pods["worker"], port), port
+    for port in (22, 80, 5432, 8000):
+        assert not reaches_outside(pods["worker"], port), port
     for role in ("web", "migrate"):
         for port in (25, 443, 587):
             assert not reaches_outside(pods[role], port), (role, port)
