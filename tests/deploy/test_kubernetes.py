@@ -635,3 +635,59 @@ def test_both_hosts_serve_tls_and_keep_no_access_log(ingresses: dict[str, dict],
                 assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
         # A reporter's address must never reach a log (docs/web.md).
         assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/enable-access-log"] == "false"
+
+
+# --- the password from PGPASSWORD --------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_both_drivers_log_in_with_the_password_from_pgpassword(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Deployments give DATABASE_URL without a password and the role's password as
+    PGPASSWORD: the service's engine (asyncpg) and the worker's queue (psycopg, libpq)
+    must both log in with it on a server that checks passwords."""
+    import asyncio
+    import shutil
+    import tempfile
+
+    import pgserver
+    import psycopg
+    from sqlalchemy import text
+
+    from app.db.session import build_engine
+    from app.jobs.worker import libpq_conninfo
+
+    folder = Path(tempfile.mkdtemp(prefix="cw-pgpassword-"))
+    server = pgserver.get_server(folder, cleanup_mode="delete")
+    try:
+        server.psql("CREATE ROLE cleanwindow_app LOGIN PASSWORD 'the-role-password';")
+        socket_dir = make_url(server.get_uri()).query["host"]
+        hba = folder / "pg_hba.conf"
+        hba.write_text("local all postgres trust\nlocal all all scram-sha-256\n")
+        server.psql("SELECT pg_reload_conf();")
+        url = f"postgresql://cleanwindow_app@/postgres?host={socket_dir}"
+        settings = Settings(_env_file=None, DATABASE_URL=url)
+
+        async def current_user() -> str:
+            engine = build_engine(settings)
+            try:
+                async with engine.connect() as connection:
+                    return await connection.scalar(text("SELECT current_user"))
+            finally:
+                await engine.dispose()
+
+        def current_user_by_libpq() -> str:
+            with psycopg.connect(libpq_conninfo(settings.database_url.get_secret_value())) as connection:
+                return connection.execute("SELECT current_user").fetchone()[0]
+
+        monkeypatch.setenv("PGPASSWORD", "not-the-password")
+        with pytest.raises(Exception, match="password"):
+            asyncio.run(current_user())
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            current_user_by_libpq()
+
+        monkeypatch.setenv("PGPASSWORD", "the-role-password")
+        assert asyncio.run(current_user()) == "cleanwindow_app"
+        assert current_user_by_libpq() == "cleanwindow_app"
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
