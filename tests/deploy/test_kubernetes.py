@@ -22,7 +22,7 @@ import yaml
 from sqlalchemy import make_url
 
 from app.main import create_app
-from app.settings import Settings
+from app.settings import RetentionSettings, Settings
 from tests.test_deploy import settings_variable_names
 
 CNPG = "postgresql.cnpg.io/v1"
@@ -251,7 +251,12 @@ def test_backups_go_to_object_storage_daily(cluster: dict, objects: list[dict]) 
     assert plugin["name"] == BARMAN_PLUGIN and plugin["isWALArchiver"] is True
     assert plugin["parameters"]["barmanObjectName"] == store["metadata"]["name"]
     assert "backup" not in cluster["spec"]  # not the deprecated in-tree barmanObjectStore too
-    assert re.fullmatch(r"[1-9][0-9]*[dwm]", store["spec"]["retentionPolicy"])
+    window = re.fullmatch(r"([1-9][0-9]*)([dwm])", store["spec"]["retentionPolicy"])
+    assert window
+    # docs/retention.md: backups expire within the shortest retention period (the window
+    # keeps one base backup older than itself besides, hence the day's margin).
+    days = int(window[1]) * {"d": 1, "w": 7, "m": 31}[window[2]]
+    assert days + 1 < min(RetentionSettings().model_dump().values())
     configuration = store["spec"]["configuration"]
     assert re.fullmatch(r"(s3|gs|https)://\S+", configuration["destinationPath"])
     for key in ("accessKeyId", "secretAccessKey"):
