@@ -14,9 +14,6 @@ CONTRACT_VARIABLES = {
     "DATABASE_URL", "CLEANWINDOW_DATA_DIR", "POW_DIFFICULTY", "RECOVERY_PUBLIC_KEY",
     "SMTP_URL", "NOTIFY_FROM", "NOTIFY_BATCH_SECONDS",
 }
-# Added by the readiness work: `serve` skips the migrations (the Kubernetes migration Job
-# runs them). Listed here until the setting exists in Settings on this branch.
-PENDING_VARIABLES = {"CLEANWINDOW_MIGRATE_ON_START"}
 # Read by the database drivers themselves (asyncpg and libpq) when DATABASE_URL carries
 # no password: the Kubernetes Deployments take the restricted role's password from the
 # Secret CloudNativePG sets it from.
@@ -24,7 +21,7 @@ DRIVER_VARIABLES = {"PGPASSWORD"}
 
 
 def settings_variable_names() -> set[str]:
-    names = set(CONTRACT_VARIABLES) | PENDING_VARIABLES | DRIVER_VARIABLES | {"CLEANWINDOW_ENV"}
+    names = set(CONTRACT_VARIABLES) | DRIVER_VARIABLES | {"CLEANWINDOW_ENV"}
     for name, field in Settings.model_fields.items():
         if field.validation_alias is None:
             names.add(f"CLEANWINDOW_{name.upper()}")
