@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from app.api.deps import get_session
 from app.audit import router as audit
 from app.cases import router as cases
-from app.context import AppContext
+from app.context import LAST_COMPLETED_HOUR, AppContext
 from app.db.session import SessionMaker, build_engine, build_sessionmaker
 from app.domain.kdf import PRODUCTION_KEY_DERIVATION, KeyDerivation
 from app.drills import router as drills
@@ -110,7 +110,7 @@ def create_app(
     )
     app.state.context = context
     # Figures /metrics reads from the database at each scrape (app/platform/metrics.py).
-    app.state.scrape_collectors = [DATABASE_METRICS]
+    app.state.scrape_collectors = [DATABASE_METRICS, LAST_COMPLETED_HOUR]
 
     install_problem_handlers(app)
     install_openapi(app, database_dependency=get_session)

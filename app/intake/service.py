@@ -290,6 +290,7 @@ class IntakeService(Service):
                 raise pow.ChallengeReused("This challenge was already used; ask for a new one.") from None
             raise
         if drill is None:
+            self.context.intake_hours.observe(now)
             # Drill reports do not count against the budget that raises real reporters'
             # proof of work: a drill must not make reporting harder for anyone.
             window = window_start(now, self.intake.budget_window_seconds)

@@ -13,13 +13,17 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from app.domain.clock import utc_now
 from app.domain.errors import ServiceBusy
+from app.platform.hourly import CompletedHours
 
 T = TypeVar("T")
 RunInSlot = Callable[..., Awaitable[Any]]
@@ -70,10 +74,16 @@ def _shared_executor() -> ThreadPoolExecutor:
 
 
 class CpuBudget:
-    def __init__(self, slots: int, max_wait_seconds: float):
+    def __init__(self, slots: int, max_wait_seconds: float, clock: Callable[[], datetime] = utc_now):
         self.slots = slots
         self.max_wait_seconds = max_wait_seconds
         self._semaphore = asyncio.Semaphore(slots)
+        self.clock = clock
+        # How long callers waited for a slot, and how many gave up: /metrics tells them
+        # for the last completed hour only (app/platform/hourly.py), since receipts are
+        # hashed for reporters.
+        self.waits = CompletedHours()
+        self.refusals = CompletedHours()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[RunInSlot]:
@@ -83,13 +93,16 @@ class CpuBudget:
         If the caller is cancelled while its call still runs in the thread, the slot is
         given back only when the thread finishes: the work it bounds is still happening.
         """
+        started = time.monotonic()
         try:
             await asyncio.wait_for(self._semaphore.acquire(), timeout=self.max_wait_seconds)
         except TimeoutError:
+            self.refusals.observe(self.clock())
             raise ServiceBusy(
                 "The service is busy; try again in a moment.",
                 retry_after_seconds=max(1, round(self.max_wait_seconds)),
             ) from None
+        self.waits.observe(self.clock(), time.monotonic() - started)
         loop = asyncio.get_running_loop()
         running: list[Future[Any]] = []
 
