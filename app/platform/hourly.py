@@ -36,23 +36,27 @@ class CompletedHours:
         self._previous_hour: datetime | None = None
 
     def _roll(self, hour: datetime) -> None:
-        if self._hour is not None and hour > self._hour:
-            self._previous, self._previous_hour = self._current, self._hour
-            self._current = HourFigures()
-        if self._hour is None or hour > self._hour:
-            self._hour = hour
+        if self._hour is not None and hour <= self._hour:
+            return
+        before = hour - timedelta(hours=1)
+        # The hour just ended is the one being counted, or one with nothing in it.
+        self._previous = self._current if self._hour == before else HourFigures()
+        self._previous_hour, self._hour, self._current = before, hour, HourFigures()
 
     def observe(self, now: datetime, value: float = 0.0) -> None:
+        hour = hour_of(now)
         with self._lock:
-            self._roll(hour_of(now))
-            current = self._current
-            self._current = HourFigures(current.count + 1, current.total + value, max(current.largest, value))
+            self._roll(hour)
+            # A request that began before the hour turned and ends after it is dropped:
+            # adding it to an hour already told would move a published figure, and the
+            # move would date the request.
+            if hour == self._hour:
+                current = self._current
+                self._current = HourFigures(current.count + 1, current.total + value, max(current.largest, value))
 
     def last_completed(self, now: datetime) -> HourFigures:
         hour = hour_of(now)
         with self._lock:
             self._roll(hour)
-            # An hour with no observation between the last one and now reads as zero.
-            if self._previous_hour is not None and self._previous_hour == hour - timedelta(hours=1):
-                return self._previous
-            return HourFigures()
+            # Asked with a clock that went back, tell nothing rather than the wrong hour.
+            return self._previous if self._previous_hour == hour - timedelta(hours=1) else HourFigures()

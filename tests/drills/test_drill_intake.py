@@ -185,3 +185,13 @@ async def test_a_drill_token_means_nothing_on_a_real_reporters_session(client, s
     assert report.status_code == 200 and "drill" not in report.text.lower()
     async with sessionmaker() as session:
         assert (await session.scalars(select(Case.is_drill))).all() == [False]
+
+
+async def test_a_drill_report_is_not_counted_in_the_hourly_intake_figure(app, client, coordinator, clock):
+    """Whoever reads /metrics must not tell a drill's report from a real one."""
+    created = await create_campaign(client, coordinator, now=clock.now, blind=True)
+    drill = await submit(client, report_body(), headers={"X-Drill-Token": created["injection_token"]}, with_pow=False)
+    assert drill.status_code == 201, drill.text
+    assert (await submit(client, report_body())).status_code == 201
+    # The real one counts, the drill does not.
+    assert app.state.context.intake_hours.last_completed(clock.now + timedelta(hours=1)).count == 1

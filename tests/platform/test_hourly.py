@@ -29,6 +29,16 @@ def test_an_hour_is_told_only_once_it_has_ended() -> None:
     assert hours.last_completed(T0 + timedelta(hours=2)) == HourFigures(1, 0.25, 0.25)
 
 
+def test_a_figure_once_told_never_moves() -> None:
+    hours = CompletedHours()
+    hours.observe(T0 + timedelta(minutes=5))
+    assert hours.last_completed(T0 + timedelta(hours=1)) == HourFigures(1, 0.0, 0.0)
+    hours.observe(T0 + timedelta(minutes=59, seconds=59))  # began before the hour turned: dropped
+    hours.observe(T0 - timedelta(hours=3))
+    assert hours.last_completed(T0 + timedelta(hours=1, minutes=1)) == HourFigures(1, 0.0, 0.0)
+    assert hours.last_completed(T0 + timedelta(hours=2)) == HourFigures()
+
+
 def test_an_hour_without_activity_reads_zero() -> None:
     hours = CompletedHours()
     hours.observe(T0 + timedelta(minutes=5))
