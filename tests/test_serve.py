@@ -32,6 +32,17 @@ def newcomer_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+def stop(process: subprocess.Popen, how: signal.Signals = signal.SIGTERM, timeout: float = 60) -> int:
+    """Ask a server to stop as an operator or an orchestrator would, and give its exit
+    code; a process that does not stop in time is killed and the test fails."""
+    process.send_signal(how)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
 def wait_until_ready(base_url: str, process: subprocess.Popen, timeout: float = 120) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,12 +106,7 @@ def test_serve_on_the_embedded_postgres_becomes_ready_and_stops_cleanly(tmp_path
             assert time.monotonic() < deadline, "no job ran inside serve"
             time.sleep(1)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            exit_code = process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        exit_code = stop(process, signal.SIGINT)
 
     assert exit_code == 0
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "embedded PostgreSQL left running"

@@ -49,7 +49,7 @@ from tests.conftest import STRONG_PASSWORD, StaffFactory, _admin
 from tests.intake.helpers import reporter_headers, submit_ok
 from tests.jobs.helpers import staged_upload, token
 from tests.test_cli import run_cli
-from tests.test_serve import free_port, wait_until_ready
+from tests.test_serve import free_port, stop, wait_until_ready
 
 ALL_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 METRICS_TOKEN = "metrics-token-for-the-role-test"
@@ -507,12 +507,7 @@ async def serve_and_work_as(service_role: ServiceRole, empty_database_url: str, 
                 assert time.monotonic() < deadline, "the role's worker ran no job"
                 time.sleep(0.5)
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            exit_code = process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        exit_code = stop(process, signal.SIGINT)
     logged = log_path.read_text()
     assert exit_code == 0, logged[-3000:]
     assert "permission denied" not in logged and "must be owner" not in logged, logged[-3000:]

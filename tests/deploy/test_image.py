@@ -41,6 +41,7 @@ import pytest
 from sqlalchemy import make_url
 
 from app.domain.crypto import PrivateKey
+from tests.test_serve import free_port, stop
 
 pytestmark = pytest.mark.slow
 
@@ -152,12 +153,6 @@ class Dockerfile:
 def with_port(arguments: list[str], port: int) -> list[str]:
     position = arguments.index("--port") + 1
     return [*arguments[:position], str(port), *arguments[position + 1:]]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -491,12 +486,7 @@ def test_the_image_command_migrates_serves_passes_its_health_check_and_stops_on_
             unhealthy = image.run([part.replace(exposed, f"127.0.0.1:{free_port()}/") for part in check], env, timeout=30)
             assert unhealthy.returncode != 0
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                exit_code = process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
+            exit_code = stop(process, signal.SIGTERM, timeout=30)
     output = log.read_text()
     assert exit_code == 0, output
     assert "Traceback" not in output
